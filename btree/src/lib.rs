@@ -1,0 +1,1 @@
+//! keel-btree (skeleton; being written).

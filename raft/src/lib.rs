@@ -1,0 +1,1 @@
+//! keel-raft (skeleton; being written).

@@ -1,0 +1,1 @@
+//! keel-wal (skeleton; being written).
