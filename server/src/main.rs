@@ -1,1 +1,62 @@
-fn main() {}
+//! `keel`: parse etcd's flags and environment, set up logging, run the member.
+
+use std::process::ExitCode;
+
+use keel_server::config::{parse_from, LogOutput, ParseOutcome};
+
+fn main() -> ExitCode {
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let config = match parse_from(std::env::args_os().skip(1), env) {
+        Ok(ParseOutcome::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(ParseOutcome::Run(config)) => config,
+        Err(e) => {
+            eprintln!("keel: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = init_logging(config.log_level, &config.log_outputs) {
+        eprintln!("keel: {e:#}");
+        return ExitCode::from(1);
+    }
+    if config.log_outputs.len() > 1 {
+        tracing::warn!(outputs = ?config.log_outputs, "keel writes logs to one output; using the first");
+    }
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    match keel_server::run(*config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs at `level` (RUST_LOG, when set, overrides it) to the first output.
+fn init_logging(level: tracing::Level, outputs: &[LogOutput]) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(level.as_str().to_ascii_lowercase()));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match outputs.first() {
+        None | Some(LogOutput::Stderr) => builder.with_writer(std::io::stderr).init(),
+        Some(LogOutput::Stdout) => builder.with_writer(std::io::stdout).init(),
+        Some(LogOutput::File(path)) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("--log-outputs {}: {e}", path.display()))?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .init();
+        }
+    }
+    Ok(())
+}

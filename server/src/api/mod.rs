@@ -1,0 +1,9 @@
+//! The tonic services of etcd's v3 API that keel serves, and the one table of
+//! etcd's errors.
+
+pub mod errors;
+mod kv;
+mod maintenance;
+
+pub(crate) use kv::KvService;
+pub(crate) use maintenance::MaintenanceService;

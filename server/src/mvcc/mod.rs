@@ -1,0 +1,63 @@
+//! etcd's KV semantics (etcd 3.4 `etcdserver/apply.go`, `v3rpc/key.go`) over
+//! keel-btree's MVCC store: how a Range, Put, DeleteRange or Txn request reads
+//! and changes the store, and which requests are rejected before they reach
+//! Raft. keel-btree knows revisions and generations; this module knows
+//! etcd's requests, responses and error rules.
+
+mod check;
+mod range;
+mod txn;
+mod write;
+
+pub(crate) use check::{check_delete, check_put, check_range, check_txn};
+pub(crate) use range::range;
+pub(crate) use txn::{apply_txn, read_only_txn};
+pub(crate) use write::{delete_range, put, Writer};
+
+use bytes::Bytes;
+use keel_btree::{KeyRange, MvccError, RangeOptions, RangeResult};
+
+use crate::proto::mvccpb;
+
+/// Something a Range can read: a committed [`keel_btree::ReadView`] or a
+/// [`keel_btree::WriteTxn`] that sees its own writes.
+pub(crate) trait ReadSource {
+    fn read(&self, range: &KeyRange, opts: &RangeOptions) -> Result<RangeResult, MvccError>;
+}
+
+impl ReadSource for keel_btree::ReadView {
+    fn read(&self, range: &KeyRange, opts: &RangeOptions) -> Result<RangeResult, MvccError> {
+        self.range(range, opts)
+    }
+}
+
+impl ReadSource for keel_btree::WriteTxn<'_> {
+    fn read(&self, range: &KeyRange, opts: &RangeOptions) -> Result<RangeResult, MvccError> {
+        self.range(range, opts)
+    }
+}
+
+/// etcd's key + range_end pair: empty end = the key alone; `"\0"` = every key
+/// from `key` on (etcd's mkGteRange); otherwise `[key, range_end)`.
+pub(crate) fn key_range(key: &Bytes, range_end: &Bytes) -> KeyRange {
+    match range_end.as_ref() {
+        [] => KeyRange::Key(key.clone()),
+        [0] => KeyRange::FromKey(key.clone()),
+        _ => KeyRange::Range {
+            start: key.clone(),
+            end: range_end.clone(),
+        },
+    }
+}
+
+/// keel-btree's record -> etcd's wire KeyValue (shares the key and value bytes).
+pub(crate) fn to_pb(kv: keel_btree::KeyValue) -> mvccpb::KeyValue {
+    mvccpb::KeyValue {
+        key: kv.key,
+        create_revision: kv.create_revision,
+        mod_revision: kv.mod_revision,
+        version: kv.version,
+        value: kv.value,
+        lease: kv.lease,
+    }
+}

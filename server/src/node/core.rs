@@ -1,0 +1,365 @@
+//! The core turn: one thread, one Raft member, one writer.
+//!
+//! Each turn (an endless loop until shutdown):
+//! 1. wait for a request or the next tick, then drain the inbox (bounded);
+//! 2. hand proposals to Raft, start one read-index round for the new reads;
+//! 3. for every Ready: persist entries + hard state in the WAL (one write,
+//!    one fdatasync), append them to Raft's log storage, report them
+//!    persisted, apply committed entries, publish the new read view, then
+//!    answer the waiting clients.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use keel_raft::{
+    ConfChange, Entry, EntryKind, LogIndex, LogStorage, MemStorage, NodeId, RawNode, Ready,
+};
+use prost::Message;
+
+use super::log::{to_wal_entry, to_wal_state, WalBackend};
+use super::proposals::Proposals;
+use super::reads::ReadIndexBatches;
+use super::{ApplyResult, CoreRequest, Published, Shared};
+use crate::api::errors::ApiError;
+use crate::apply::Applier;
+use crate::proto::keelpb::InternalRequest;
+
+/// Most requests taken from the inbox in one turn (bounds one Raft batch).
+const TURN_REQUESTS_MAX: usize = super::INBOX_CAPACITY;
+/// Entries Raft's in-memory log keeps behind the applied index after a
+/// compaction (etcd's SnapshotCatchUpEntries).
+const CATCH_UP_ENTRIES: u64 = 5_000;
+
+/// How the core sleeps: glommio's timer on the glommio executor, tokio's on
+/// the fallback executor used with `--storage-io std`.
+#[derive(Clone, Copy)]
+pub(crate) enum CoreTimer {
+    Glommio,
+    Tokio,
+}
+
+impl CoreTimer {
+    async fn sleep(self, duration: Duration) {
+        match self {
+            CoreTimer::Glommio => glommio::timer::sleep(duration).await,
+            CoreTimer::Tokio => tokio::time::sleep(duration).await,
+        }
+    }
+}
+
+/// Why the core stopped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CoreError {
+    #[error("WAL write failed; refusing to continue without durable storage: {0}")]
+    Wal(#[from] keel_wal::WalError),
+    #[error("raft log storage rejected persisted entries: {0}")]
+    Storage(#[from] keel_raft::StorageError),
+}
+
+/// Numbers the core needs from the configuration.
+pub(crate) struct CoreSettings {
+    pub(crate) member_id: u64,
+    pub(crate) tick_interval: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) snapshot_count: u64,
+    /// Campaign at once when this member is the only voter
+    /// (--initial-election-tick-advance).
+    pub(crate) fast_single_voter_election: bool,
+    pub(crate) timer: CoreTimer,
+}
+
+pub(crate) struct Core {
+    pub(crate) raw: RawNode<MemStorage>,
+    pub(crate) wal: WalBackend,
+    pub(crate) applier: Applier,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) inbox: flume::Receiver<CoreRequest>,
+    pub(crate) settings: CoreSettings,
+    pub(crate) proposals: Proposals,
+    pub(crate) reads: ReadIndexBatches,
+    pub(crate) applied_index: u64,
+    pub(crate) leader_id: u64,
+    pub(crate) voters: Vec<NodeId>,
+    pub(crate) campaigned: bool,
+    /// The newest hard state not yet written to the WAL (commit-only changes
+    /// wait for the next batch of entries).
+    pub(crate) unsaved_state: Option<keel_raft::HardState>,
+}
+
+enum Wake {
+    Request(CoreRequest),
+    Tick,
+    Shutdown,
+}
+
+impl Core {
+    /// Runs turns until every handle is dropped or storage fails.
+    pub(crate) async fn run(mut self) -> Result<(), CoreError> {
+        let mut next_tick = Instant::now() + self.settings.tick_interval;
+        let result = loop {
+            // Endless by design: the core turn.
+            if !self.raw.has_ready() {
+                match self.wait(next_tick).await {
+                    Wake::Request(request) => self.accept(request),
+                    Wake::Tick => {}
+                    Wake::Shutdown => break Ok(()),
+                }
+            }
+            for request in self
+                .inbox
+                .try_iter()
+                .take(TURN_REQUESTS_MAX)
+                .collect::<Vec<_>>()
+            {
+                self.accept(request);
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.raw.tick();
+                self.proposals.expire(now);
+                self.reads.expire(now);
+                next_tick = now + self.settings.tick_interval;
+            }
+            self.propose_parked();
+            self.start_read_round();
+            if let Err(e) = self.drain_readies().await {
+                break Err(e);
+            }
+            self.maybe_campaign();
+        };
+        self.stop(&result);
+        let Core {
+            mut wal,
+            unsaved_state,
+            ..
+        } = self;
+        if result.is_ok() {
+            if let Some(state) = unsaved_state {
+                if let Err(e) = wal.append(&[], Some(&to_wal_state(&state))).await {
+                    tracing::warn!(error = %e, "saving the final hard state failed");
+                }
+            }
+            if let Err(e) = wal.close().await {
+                tracing::warn!(error = %e, "closing the WAL failed");
+            }
+        }
+        result
+    }
+
+    async fn wait(&mut self, next_tick: Instant) -> Wake {
+        let timeout = next_tick.saturating_duration_since(Instant::now());
+        let receive = self.inbox.recv_async();
+        let sleep = self.settings.timer.sleep(timeout);
+        futures::pin_mut!(receive, sleep);
+        match futures::future::select(receive, sleep).await {
+            futures::future::Either::Left((Ok(request), _)) => Wake::Request(request),
+            futures::future::Either::Left((Err(_), _)) => Wake::Shutdown,
+            futures::future::Either::Right(_) => Wake::Tick,
+        }
+    }
+
+    fn accept(&mut self, request: CoreRequest) {
+        let deadline = Instant::now() + self.settings.request_timeout;
+        match request {
+            CoreRequest::Propose { id, data, reply } => {
+                if self.proposals.is_full() {
+                    let _ = reply.send(Err(ApiError::TooManyRequests));
+                } else if self.leader_id != 0 && self.raw.propose(data.clone()).is_ok() {
+                    self.proposals.track(id, reply, deadline);
+                } else {
+                    self.proposals.park(id, data, reply, deadline);
+                }
+            }
+            CoreRequest::ReadIndex { reply } => self.reads.add(reply, deadline),
+        }
+    }
+
+    fn propose_parked(&mut self) {
+        if self.leader_id == 0 {
+            return;
+        }
+        for parked in self.proposals.take_parked() {
+            if self.raw.propose(parked.data.clone()).is_ok() {
+                self.proposals.launch(parked);
+            } else {
+                self.proposals.repark(parked);
+            }
+        }
+    }
+
+    fn start_read_round(&mut self) {
+        if self.leader_id == 0 {
+            return;
+        }
+        if let Some(ctx) = self.reads.start_round() {
+            self.raw
+                .read_index(Bytes::copy_from_slice(&ctx.to_be_bytes()));
+        }
+    }
+
+    /// The only voter need not wait an election timeout to lead.
+    fn maybe_campaign(&mut self) {
+        let me = NodeId(self.settings.member_id);
+        if self.settings.fast_single_voter_election
+            && !self.campaigned
+            && self.leader_id == 0
+            && self.voters == [me]
+        {
+            self.campaigned = true;
+            if let Err(e) = self.raw.campaign() {
+                tracing::warn!(error = %e, "campaign failed");
+            }
+        }
+    }
+
+    async fn drain_readies(&mut self) -> Result<(), CoreError> {
+        while self.raw.has_ready() {
+            let ready = self.raw.ready();
+            self.handle_ready(ready).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle_ready(&mut self, ready: Ready) -> Result<(), CoreError> {
+        if let Some(soft) = &ready.soft_state {
+            let leader = soft.leader_id.map_or(0, |l| l.0);
+            if leader != self.leader_id {
+                tracing::info!(leader = format!("{leader:x}"), role = ?soft.role, "raft leader changed");
+            }
+            self.leader_id = leader;
+        }
+        self.drop_messages(&ready.messages);
+        if let Some(hard_state) = &ready.hard_state {
+            self.unsaved_state = Some(hard_state.clone());
+        }
+        // etcd's MustSync: new entries, a new term or a new vote must be
+        // durable before anyone hears of them; a hard state that only moves
+        // the commit index need not be (Raft relearns it from the log), so it
+        // rides along with the next batch instead of costing an fsync.
+        if !ready.entries.is_empty() || ready.must_sync {
+            let entries: Vec<_> = ready.entries.iter().map(to_wal_entry).collect();
+            let state = self.unsaved_state.take();
+            self.wal
+                .append(&entries, state.as_ref().map(to_wal_state).as_ref())
+                .await?;
+            let storage = self.raw.storage_mut();
+            storage.append(&ready.entries)?;
+            if let Some(hard_state) = state {
+                storage.set_hard_state(hard_state);
+            }
+        } else if let Some(hard_state) = &ready.hard_state {
+            self.raw.storage_mut().set_hard_state(hard_state.clone());
+        }
+        self.raw.on_persisted(ready.number);
+        self.drop_messages(&ready.persisted_messages);
+        for read_state in &ready.read_states {
+            if let Ok(ctx) = <[u8; 8]>::try_from(read_state.request_ctx.as_ref()) {
+                self.reads
+                    .confirmed(u64::from_be_bytes(ctx), read_state.index.0);
+            }
+        }
+        if !ready.committed_entries.is_empty() {
+            self.apply(ready.committed_entries);
+        }
+        self.reads.release(self.applied_index);
+        let status = self.raw.status();
+        self.shared
+            .set_raft(status.term.0, self.leader_id, status.commit.0);
+        Ok(())
+    }
+
+    /// A single-member cluster sends nothing; peer transport is a later step.
+    fn drop_messages(&self, messages: &[keel_raft::Message]) {
+        for m in messages {
+            tracing::debug!(to = m.to.0, kind = ?m.kind, "no peer transport: raft message dropped");
+        }
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) {
+        let mut answers: Vec<(u64, ApplyResult)> = Vec::new();
+        let mut last = self.applied_index;
+        for entry in &entries {
+            match entry.kind {
+                EntryKind::Normal => self.apply_normal(entry, &mut answers),
+                EntryKind::ConfChange => self.apply_conf_change(entry),
+            }
+            last = entry.index.0;
+        }
+        self.applied_index = last;
+        // Publish before answering: an acknowledged write is visible to reads.
+        self.shared.publish(Published {
+            view: self.applier.read_view(),
+            applied_index: last,
+        });
+        for (id, result) in answers {
+            self.proposals.complete(id, result);
+        }
+        self.raw.advance_apply_to(LogIndex(last));
+        self.compact_raft_log();
+    }
+
+    fn apply_normal(&mut self, entry: &Entry, answers: &mut Vec<(u64, ApplyResult)>) {
+        if entry.data.is_empty() {
+            return; // a new leader's empty entry
+        }
+        let request = match InternalRequest::decode(entry.data.clone()) {
+            Ok(request) => request,
+            Err(e) => {
+                // Same bytes on every member, so every member skips it alike.
+                tracing::error!(index = entry.index.0, error = %e, "undecodable raft entry skipped");
+                return;
+            }
+        };
+        let Some(body) = &request.request else { return };
+        let result = self.applier.apply(body);
+        if let Some(header) = request.header {
+            if header.proposer == self.settings.member_id && header.id != 0 {
+                answers.push((header.id, result));
+            }
+        }
+    }
+
+    fn apply_conf_change(&mut self, entry: &Entry) {
+        match ConfChange::decode(&entry.data) {
+            Ok(change) => match self.raw.apply_conf_change(&change) {
+                Ok(conf_state) => {
+                    tracing::info!(voters = ?conf_state.voters, "membership applied");
+                    self.voters = conf_state.voters;
+                }
+                Err(e) => {
+                    tracing::error!(index = entry.index.0, error = %e, "conf change rejected")
+                }
+            },
+            Err(e) => tracing::error!(index = entry.index.0, error = %e, "undecodable conf change"),
+        }
+    }
+
+    /// Keeps Raft's in-memory log bounded: every --snapshot-count applied
+    /// entries, drop all but the last CATCH_UP_ENTRIES (they stay in the WAL).
+    fn compact_raft_log(&mut self) {
+        let storage = self.raw.storage_mut();
+        let Ok(first) = storage.first_index() else {
+            return;
+        };
+        let keep_from = self.applied_index.saturating_sub(CATCH_UP_ENTRIES);
+        if keep_from > first.0 && keep_from - first.0 >= self.settings.snapshot_count {
+            if let Err(e) = storage.compact(LogIndex(keep_from)) {
+                tracing::warn!(error = %e, "raft log compaction failed");
+            }
+        }
+    }
+
+    fn stop(&mut self, result: &Result<(), CoreError>) {
+        self.shared.mark_stopped();
+        let error = match result {
+            Ok(()) => ApiError::Stopped,
+            Err(e) => {
+                tracing::error!(error = %e, "core stopped");
+                ApiError::Stopped
+            }
+        };
+        self.proposals.fail_all(&error);
+        self.reads.fail_all(&error);
+    }
+}

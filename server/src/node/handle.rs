@@ -1,0 +1,116 @@
+//! The edge's (tokio) handle on the core: propose a request and wait for its
+//! result, wait for a linearizable read point, read the published view.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use prost::Message;
+use tokio::sync::oneshot;
+
+use super::ids::IdGenerator;
+use super::{ApplyResult, CoreRequest, Published, Shared};
+use crate::api::errors::ApiError;
+use crate::proto::etcdserverpb::ResponseHeader;
+use crate::proto::keelpb::{internal_request, InternalRequest, RequestHeader};
+
+/// Cloneable; one per service.
+#[derive(Clone)]
+pub(crate) struct NodeHandle {
+    inbox: flume::Sender<CoreRequest>,
+    shared: Arc<Shared>,
+    ids: Arc<IdGenerator>,
+    max_request_bytes: usize,
+    /// etcd's ReqTimeout: 5 s + 2 x election timeout.
+    request_timeout: Duration,
+}
+
+impl NodeHandle {
+    pub(crate) fn new(
+        inbox: flume::Sender<CoreRequest>,
+        shared: Arc<Shared>,
+        max_request_bytes: u64,
+        election_timeout: Duration,
+    ) -> Self {
+        let ids = Arc::new(IdGenerator::new(shared.member_id));
+        NodeHandle {
+            inbox,
+            shared,
+            ids,
+            max_request_bytes: usize::try_from(max_request_bytes).unwrap_or(usize::MAX),
+            request_timeout: Duration::from_secs(5) + 2 * election_timeout,
+        }
+    }
+
+    /// Replicates `request` through Raft and returns what applying it gave.
+    pub(crate) async fn propose(&self, request: internal_request::Request) -> ApplyResult {
+        let id = self.ids.next();
+        let data = InternalRequest {
+            header: Some(RequestHeader {
+                id,
+                proposer: self.shared.member_id,
+            }),
+            request: Some(request),
+        }
+        .encode_to_vec();
+        // etcd compares the encoded internal request with --max-request-bytes.
+        if data.len() > self.max_request_bytes {
+            return Err(ApiError::RequestTooLarge);
+        }
+        let (reply, answer) = oneshot::channel();
+        let request = CoreRequest::Propose {
+            id,
+            data: Bytes::from(data),
+            reply,
+        };
+        self.send(request, answer).await?
+    }
+
+    /// Waits until a read from [`Self::published`] is linearizable.
+    pub(crate) async fn read_index(&self) -> Result<(), ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(CoreRequest::ReadIndex { reply }, answer).await?
+    }
+
+    async fn send<T>(
+        &self,
+        request: CoreRequest,
+        answer: oneshot::Receiver<T>,
+    ) -> Result<T, ApiError> {
+        if self.shared.is_stopped() {
+            return Err(ApiError::Stopped);
+        }
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        match tokio::time::timeout_at(deadline, self.inbox.send_async(request)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(ApiError::Stopped),
+            Err(_) => return Err(ApiError::Timeout),
+        }
+        match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(_)) => Err(ApiError::Stopped),
+            Err(_) => Err(ApiError::Timeout),
+        }
+    }
+
+    /// The latest applied state.
+    pub(crate) fn published(&self) -> Arc<Published> {
+        self.shared.published()
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// etcd's header.fill: cluster, member, term; the current revision if the
+    /// response did not set one.
+    pub(crate) fn fill_header(&self, header: &mut Option<ResponseHeader>) {
+        let header = header.get_or_insert_with(ResponseHeader::default);
+        header.cluster_id = self.shared.cluster_id;
+        header.member_id = self.shared.member_id;
+        header.raft_term = self.shared.term();
+        if header.revision == 0 {
+            header.revision = self.published().view.revision();
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The node: one Raft member's core thread (glommio) and the handle the tokio
+//! edge uses to reach it.
+//!
+//! Contract between edge and core (see ARCHITECTURE.md "The write path"):
+//! 1. The edge encodes a request as a Raft entry payload (with a proposal id)
+//!    and sends it over a bounded channel; a full channel makes the edge wait.
+//! 2. Each core turn drains every pending request into one Raft batch, so one
+//!    WAL write + fdatasync serves all of them.
+//! 3. The core applies committed entries, publishes a new read view, and only
+//!    then completes the waiting clients' oneshots: a client that saw its
+//!    write acknowledged reads it back from the published view.
+//! 4. Linearizable reads ask the core for a read index (batched: one Raft
+//!    read-index round serves every read that arrived meanwhile) and are
+//!    released once the applied index reaches it.
+
+mod core;
+mod handle;
+mod ids;
+mod log;
+mod proposals;
+mod reads;
+mod shared;
+mod start;
+
+pub(crate) use handle::NodeHandle;
+pub(crate) use shared::{Published, Shared};
+pub(crate) use start::{start, RunningNode};
+
+use crate::api::errors::ApiError;
+use crate::proto::etcdserverpb::{
+    CompactionResponse, DeleteRangeResponse, PutResponse, TxnResponse,
+};
+
+/// What applying one request produced.
+#[derive(Debug, Clone)]
+pub(crate) enum ApplyOutput {
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+    Compact(CompactionResponse),
+}
+
+/// The answer a proposing client waits for.
+pub(crate) type ApplyResult = Result<ApplyOutput, ApiError>;
+
+/// A request from the edge to the core.
+pub(crate) enum CoreRequest {
+    /// Propose an encoded `keelpb::InternalRequest` whose header carries `id`.
+    Propose {
+        id: u64,
+        data: bytes::Bytes,
+        reply: tokio::sync::oneshot::Sender<ApplyResult>,
+    },
+    /// Answer once a linearizable read may be served from the published view.
+    ReadIndex {
+        reply: tokio::sync::oneshot::Sender<Result<(), ApiError>>,
+    },
+}
+
+/// Bound of the edge -> core channel (requests waiting for the next turn).
+pub(crate) const INBOX_CAPACITY: usize = 8192;

@@ -1,0 +1,86 @@
+//! State the core publishes for the edge: the latest read view and the Raft
+//! status numbers, readable without a hop to the core and without locks
+//! against the writer.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use keel_btree::ReadView;
+
+/// One published state of the store.
+pub(crate) struct Published {
+    /// Snapshot of the store after `applied_index`.
+    pub(crate) view: ReadView,
+    /// Last Raft index applied into `view`.
+    pub(crate) applied_index: u64,
+}
+
+/// Shared between the core (writer) and the edge (readers).
+pub(crate) struct Shared {
+    pub(crate) cluster_id: u64,
+    pub(crate) member_id: u64,
+    published: ArcSwap<Published>,
+    term: AtomicU64,
+    leader_id: AtomicU64,
+    commit_index: AtomicU64,
+    stopped: AtomicBool,
+}
+
+/// Raft numbers for Status and response headers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RaftNumbers {
+    pub(crate) term: u64,
+    pub(crate) leader_id: u64,
+    pub(crate) commit_index: u64,
+    pub(crate) applied_index: u64,
+}
+
+impl Shared {
+    pub(crate) fn new(cluster_id: u64, member_id: u64, initial: Published) -> Arc<Self> {
+        Arc::new(Shared {
+            cluster_id,
+            member_id,
+            published: ArcSwap::from_pointee(initial),
+            term: AtomicU64::new(0),
+            leader_id: AtomicU64::new(0),
+            commit_index: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn published(&self) -> Arc<Published> {
+        self.published.load_full()
+    }
+
+    pub(crate) fn publish(&self, published: Published) {
+        self.published.store(Arc::new(published));
+    }
+
+    pub(crate) fn set_raft(&self, term: u64, leader_id: u64, commit_index: u64) {
+        self.term.store(term, Ordering::Release);
+        self.leader_id.store(leader_id, Ordering::Release);
+        self.commit_index.store(commit_index, Ordering::Release);
+    }
+
+    pub(crate) fn term(&self) -> u64 {
+        self.term.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn raft(&self) -> RaftNumbers {
+        RaftNumbers {
+            term: self.term(),
+            leader_id: self.leader_id.load(Ordering::Acquire),
+            commit_index: self.commit_index.load(Ordering::Acquire),
+            applied_index: self.published().applied_index,
+        }
+    }
+
+    pub(crate) fn mark_stopped(&self) {
+        self.stopped.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+}

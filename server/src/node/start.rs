@@ -1,0 +1,368 @@
+//! Starting a member: data dir and its lock, identity (new or restarted
+//! member), the core thread (WAL recovery, Raft, replay), readiness.
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use keel_raft::{Config as RaftConfig, MemStorage, NodeId, RawNode};
+
+use super::core::{Core, CoreError, CoreSettings, CoreTimer};
+use super::log::{from_wal_entry, from_wal_state, WalBackend};
+use super::{NodeHandle, Published, Shared, INBOX_CAPACITY};
+use crate::apply::Applier;
+use crate::cluster::{self, Identity};
+use crate::config::{ClusterState, Config, StorageIo};
+
+/// A started member: the edge's handle and the core thread.
+pub(crate) struct RunningNode {
+    pub(crate) handle: NodeHandle,
+    core: std::thread::JoinHandle<Result<(), CoreError>>,
+    _lock: fs::File,
+}
+
+impl RunningNode {
+    /// Waits until the member has a leader and has applied everything it
+    /// recovered, or the core failed.
+    pub(crate) async fn ready(&self) -> anyhow::Result<()> {
+        let shared = self.handle.shared();
+        let mut waited = Duration::ZERO;
+        let step = Duration::from_millis(5);
+        loop {
+            let raft = shared.raft();
+            if raft.leader_id != 0 && raft.applied_index >= raft.commit_index {
+                return Ok(());
+            }
+            if self.core.is_finished() || shared.is_stopped() {
+                bail!("the core stopped during startup (see the log above)");
+            }
+            tokio::time::sleep(step).await;
+            waited += step;
+            if waited.as_millis() % 5_000 == 0 {
+                tracing::info!(
+                    applied = raft.applied_index,
+                    commit = raft.commit_index,
+                    "still starting"
+                );
+            }
+        }
+    }
+
+    /// Lets the core finish (after every handle is dropped) and reports how.
+    pub(crate) fn join(self) -> anyhow::Result<()> {
+        let RunningNode {
+            handle,
+            core,
+            _lock,
+        } = self;
+        drop(handle);
+        match core.join() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => bail!("the core thread panicked"),
+        }
+    }
+
+    pub(crate) fn core_finished(&self) -> bool {
+        self.core.is_finished()
+    }
+}
+
+/// Opens or creates the member in `config.data_dir` and starts its core.
+pub(crate) fn start(config: &Config) -> anyhow::Result<RunningNode> {
+    let member_dir = config.data_dir.join("member");
+    create_private_dir(&member_dir)?;
+    let lock = lock_data_dir(&member_dir)?;
+    let identity = load_or_create_identity(config, &member_dir)?;
+    tracing::info!(
+        name = identity.name,
+        member_id = format!("{:x}", identity.member_id),
+        cluster_id = format!("{:x}", identity.cluster_id),
+        data_dir = %config.data_dir.display(),
+        "starting member"
+    );
+    let wal_dir = config.wal_dir();
+    create_private_dir(&wal_dir)?;
+
+    let applier = Applier::new(config.warning_apply_duration);
+    let shared = Shared::new(
+        identity.cluster_id,
+        identity.member_id,
+        Published {
+            view: applier.read_view(),
+            applied_index: 0,
+        },
+    );
+    let (inbox_tx, inbox_rx) = flume::bounded(INBOX_CAPACITY);
+    let election_timeout = Duration::from_millis(config.election_timeout_ms);
+    let handle = NodeHandle::new(
+        inbox_tx,
+        shared.clone(),
+        config.max_request_bytes,
+        election_timeout,
+    );
+    let settings = CoreSettings {
+        member_id: identity.member_id,
+        tick_interval: Duration::from_millis(config.heartbeat_interval_ms),
+        request_timeout: Duration::from_secs(5) + 2 * election_timeout,
+        snapshot_count: config.snapshot_count.max(1),
+        fast_single_voter_election: config.initial_election_tick_advance,
+        timer: match config.storage_io {
+            StorageIo::Glommio => CoreTimer::Glommio,
+            StorageIo::Std => CoreTimer::Tokio,
+        },
+    };
+    let raft_config = raft_config(config, identity.member_id)?;
+    let boot = CoreBoot {
+        io: config.storage_io,
+        wal_dir,
+        no_fsync: config.unsafe_no_fsync,
+        raft_config,
+        applier,
+        shared,
+        inbox: inbox_rx,
+        settings,
+    };
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let core = std::thread::Builder::new()
+        .name("keel-core".into())
+        .spawn(move || run_core_thread(boot, started_tx))
+        .context("spawning the core thread")?;
+    match started_rx.recv() {
+        Ok(Ok(())) => Ok(RunningNode {
+            handle,
+            core,
+            _lock: lock,
+        }),
+        Ok(Err(message)) => {
+            let _ = core.join();
+            bail!("{message}")
+        }
+        Err(_) => match core.join() {
+            Ok(Err(e)) => Err(e.into()),
+            _ => bail!("the core thread died during startup"),
+        },
+    }
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("setting permissions of {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// One process per data dir: a second keel on the same dir is refused.
+fn lock_data_dir(member_dir: &Path) -> anyhow::Result<fs::File> {
+    let path = member_dir.join("keel.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => {
+            bail!(
+                "data dir {} is in use by another keel process",
+                member_dir.display()
+            )
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
+fn load_or_create_identity(config: &Config, member_dir: &Path) -> anyhow::Result<Identity> {
+    if let Some(identity) = Identity::load(member_dir)? {
+        if identity.name != config.name {
+            tracing::warn!(
+                stored = identity.name,
+                given = config.name,
+                "--name differs from the name this member was created with; keeping the stored one"
+            );
+        }
+        return Ok(identity);
+    }
+    if config.initial_cluster_state == ClusterState::Existing {
+        bail!(
+            "--initial-cluster-state=existing: joining an existing cluster is not implemented yet \
+             (keel runs single-member clusters for now)"
+        );
+    }
+    let members = cluster::initial_members(config);
+    if members.len() > 1 {
+        bail!(
+            "--initial-cluster names {} members: multi-member clusters are not implemented yet \
+             (keel runs single-member clusters for now)",
+            members.len()
+        );
+    }
+    let me = members
+        .iter()
+        .find(|m| m.name == config.name)
+        .context("this member is not in --initial-cluster")?;
+    let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
+    let identity = Identity {
+        cluster_id: cluster::cluster_id(&ids),
+        member_id: me.id,
+        name: me.name.clone(),
+    };
+    identity.store(member_dir)?;
+    Ok(identity)
+}
+
+fn raft_config(config: &Config, member_id: u64) -> anyhow::Result<RaftConfig> {
+    let mut raft = RaftConfig::new(NodeId(member_id));
+    raft.election_ticks = u32::try_from(config.election_timeout_ms / config.heartbeat_interval_ms)
+        .context("--election-timeout / --heartbeat-interval is too large")?;
+    raft.heartbeat_ticks = 1;
+    raft.pre_vote = config.pre_vote;
+    raft.check_quorum = true;
+    raft.seed = member_id ^ u64::from(std::process::id());
+    raft.validate()
+        .map_err(|e| anyhow::anyhow!("raft configuration: {e}"))?;
+    Ok(raft)
+}
+
+/// What the core thread needs to start.
+struct CoreBoot {
+    io: StorageIo,
+    wal_dir: std::path::PathBuf,
+    no_fsync: bool,
+    raft_config: RaftConfig,
+    applier: Applier,
+    shared: Arc<Shared>,
+    inbox: flume::Receiver<CoreRequest>,
+    settings: CoreSettings,
+}
+
+use super::CoreRequest;
+
+type Started = std::sync::mpsc::Sender<Result<(), String>>;
+
+fn run_core_thread(boot: CoreBoot, started: Started) -> Result<(), CoreError> {
+    match boot.io {
+        StorageIo::Glommio => {
+            let executor = match glommio_executor() {
+                Ok(executor) => executor,
+                Err(message) => {
+                    let _ = started.send(Err(message));
+                    return Ok(());
+                }
+            };
+            executor.run(boot_and_run(boot, started))
+        }
+        StorageIo::Std => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = started.send(Err(format!("starting the core runtime: {e}")));
+                    return Ok(());
+                }
+            };
+            runtime.block_on(boot_and_run(boot, started))
+        }
+    }
+}
+
+/// glommio needs locked memory for its I/O buffers. As root (CAP_IPC_LOCK)
+/// the default works; otherwise fall back to the 2 MiB that fits a small
+/// `ulimit -l`, and below glommio's 512 KiB minimum say what to do.
+fn glommio_executor() -> Result<glommio::LocalExecutor, String> {
+    let build = |io_memory: Option<usize>| {
+        let mut builder =
+            glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound).name("keel-core");
+        if let Some(bytes) = io_memory {
+            builder = builder.io_memory(bytes);
+        }
+        builder.make()
+    };
+    match build(None) {
+        Ok(executor) => Ok(executor),
+        Err(first) => {
+            tracing::warn!(error = %first, "glommio could not lock its default I/O memory; retrying with 2 MiB (raise `ulimit -l` or grant CAP_IPC_LOCK)");
+            build(Some(2 << 20)).map_err(|e| {
+                format!(
+                    "cannot start the glommio core: {e}. glommio locks at least 512 KiB of I/O \
+                     memory: raise `ulimit -l`, run with CAP_IPC_LOCK, or start with \
+                     --storage-io std"
+                )
+            })
+        }
+    }
+}
+
+async fn boot_and_run(boot: CoreBoot, started: Started) -> Result<(), CoreError> {
+    let core = match boot_core(boot).await {
+        Ok(core) => core,
+        Err(message) => {
+            let _ = started.send(Err(message));
+            return Ok(());
+        }
+    };
+    let _ = started.send(Ok(()));
+    core.run().await
+}
+
+/// Opens the WAL, rebuilds Raft's log from it (or bootstraps a new member).
+async fn boot_core(boot: CoreBoot) -> Result<Core, String> {
+    let (wal, recovered) = WalBackend::open(boot.io, &boot.wal_dir, boot.no_fsync)
+        .await
+        .map_err(|e| format!("opening the WAL in {}: {e}", boot.wal_dir.display()))?;
+    if let Some(torn) = &recovered.torn_tail {
+        tracing::warn!(
+            segment = %torn.segment.display(),
+            offset_bytes = torn.offset_bytes,
+            reason = torn.reason,
+            "cut off a torn WAL tail (an unacknowledged write interrupted by a crash)"
+        );
+    }
+    let fresh = recovered.entries.is_empty() && recovered.state.is_none();
+    let mut storage = MemStorage::new();
+    let entry_count = recovered.entries.len();
+    let entries = recovered
+        .entries
+        .into_iter()
+        .map(from_wal_entry)
+        .collect::<Result<Vec<_>, _>>()?;
+    storage
+        .append(&entries)
+        .map_err(|e| format!("rebuilding the raft log from the WAL: {e}"))?;
+    if let Some(state) = &recovered.state {
+        storage.set_hard_state(from_wal_state(state));
+    }
+    let mut raw = RawNode::new(&boot.raft_config, storage).map_err(|e| format!("raft: {e}"))?;
+    if fresh {
+        raw.bootstrap(&[NodeId(boot.settings.member_id)])
+            .map_err(|e| format!("raft bootstrap: {e}"))?;
+    } else {
+        tracing::info!(entries = entry_count, "replaying the WAL");
+    }
+    Ok(Core {
+        raw,
+        wal,
+        applier: boot.applier,
+        shared: boot.shared,
+        inbox: boot.inbox,
+        settings: boot.settings,
+        proposals: Default::default(),
+        reads: Default::default(),
+        applied_index: 0,
+        leader_id: 0,
+        voters: Vec::new(),
+        campaigned: false,
+        unsaved_state: None,
+    })
+}

@@ -1,0 +1,146 @@
+//! Runs a member: starts the node, serves the client API on every
+//! --listen-client-urls address, stops cleanly on SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::api::{KvService, MaintenanceService};
+use crate::config::Config;
+use crate::node::{start, RunningNode};
+use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
+
+/// etcd's grpcOverheadBytes: gRPC accepts messages this much larger than
+/// --max-request-bytes, so that the request itself can be rejected with
+/// etcd's "request is too large" instead of a transport error.
+const GRPC_OVERHEAD_BYTES: u64 = 512 * 1024;
+/// How long a stop waits for open client connections to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs the member described by `config` until SIGINT/SIGTERM.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("keel-edge")
+        .enable_all()
+        .build()
+        .context("starting the edge runtime")?;
+    let node = start(&config)?;
+    let served = runtime.block_on(serve(&config, &node));
+    drop(runtime);
+    let stopped = node.join();
+    served.and(stopped)
+}
+
+async fn serve(config: &Config, node: &RunningNode) -> anyhow::Result<()> {
+    let listeners = bind_all(config).await?;
+    node.ready().await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = Vec::new();
+    for (url, listener) in listeners {
+        tracing::info!(address = %url, "serving client requests");
+        let router = router(config, node);
+        let mut stop = stop_rx.clone();
+        servers.push(tokio::spawn(async move {
+            router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+        }));
+    }
+    tracing::info!("ready to serve client requests");
+    let outcome = wait_for_stop(node).await;
+    let _ = stop_tx.send(true);
+    // Graceful: finish in-flight requests; a client that keeps its
+    // connection open without reading cannot hold the stop up longer.
+    let aborts: Vec<_> = servers.iter().map(|s| s.abort_handle()).collect();
+    match tokio::time::timeout(SHUTDOWN_GRACE, futures::future::join_all(servers)).await {
+        Ok(results) => {
+            for result in results {
+                result.context("server task")?.context("serving")?;
+            }
+        }
+        Err(_) => {
+            tracing::warn!(
+                grace_ms = SHUTDOWN_GRACE.as_millis() as u64,
+                "closing connections that outlived the shutdown grace period"
+            );
+            aborts.iter().for_each(|a| a.abort());
+        }
+    }
+    outcome
+}
+
+fn router(config: &Config, node: &RunningNode) -> tonic::transport::server::Router {
+    let max_decoding_bytes =
+        usize::try_from(config.max_request_bytes + GRPC_OVERHEAD_BYTES).unwrap_or(usize::MAX);
+    let kv = KvServer::new(KvService::new(node.handle.clone(), config.max_txn_ops))
+        .max_decoding_message_size(max_decoding_bytes)
+        .max_encoding_message_size(usize::MAX);
+    let maintenance = MaintenanceServer::new(MaintenanceService::new(
+        node.handle.clone(),
+        config.wal_dir(),
+    ))
+    .max_decoding_message_size(max_decoding_bytes)
+    .max_encoding_message_size(usize::MAX);
+    tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(config.max_concurrent_streams))
+        .http2_keepalive_interval(config.grpc_keepalive_interval)
+        .http2_keepalive_timeout(config.grpc_keepalive_timeout)
+        .tcp_nodelay(true)
+        .add_service(kv)
+        .add_service(maintenance)
+}
+
+/// Binds every client URL before serving, so a taken port fails at startup.
+async fn bind_all(config: &Config) -> anyhow::Result<Vec<(String, TcpListener)>> {
+    let mut listeners = Vec::new();
+    for url in &config.listen_client_urls {
+        let addr = socket_addr(url)?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listen tcp {addr} (--listen-client-urls {url})"))?;
+        listeners.push((crate::cluster::url_text(url), listener));
+    }
+    Ok(listeners)
+}
+
+/// `http://localhost:2379` binds 127.0.0.1:2379, as etcd does.
+fn socket_addr(url: &url::Url) -> anyhow::Result<SocketAddr> {
+    let port = url.port().with_context(|| format!("{url} has no port"))?;
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.into(),
+        Some(url::Host::Ipv6(ip)) => ip.into(),
+        Some(url::Host::Domain("localhost")) => std::net::Ipv4Addr::LOCALHOST.into(),
+        _ => anyhow::bail!("expected IP in URL for binding ({url})"),
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Until SIGINT/SIGTERM (clean stop) or the core stopping on its own (error).
+async fn wait_for_stop(node: &RunningNode) -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut poll = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("received SIGINT, stopping");
+                return Ok(());
+            }
+            _ = terminate.recv() => {
+                tracing::info!("received SIGTERM, stopping");
+                return Ok(());
+            }
+            _ = poll.tick() => {
+                if node.core_finished() || node.handle.shared().is_stopped() {
+                    anyhow::bail!("the core stopped; the member cannot serve (see the log above)");
+                }
+            }
+        }
+    }
+}

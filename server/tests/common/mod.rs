@@ -1,0 +1,365 @@
+//! Test fixtures: a `keel` process on free loopback ports with its own data
+//! dir, and the real `etcdctl` 3.4 pointed at it.
+//!
+//! Rules (DEVELOPERS.md): listen on 127.0.0.1 only, on ports picked here so
+//! tests run in parallel; stop only the processes started here, by PID;
+//! poll with deadlines instead of sleeping.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a keel process may take to start serving.
+pub const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A free TCP port on 127.0.0.1 (bound and released; the race with another
+/// process taking it meanwhile is accepted in tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running `keel` member.
+pub struct Keel {
+    pub child: Option<Child>,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub data_dir: PathBuf,
+    pub log_path: PathBuf,
+    extra_args: Vec<String>,
+    envs: Vec<(String, String)>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Keel {
+    /// Starts keel with a fresh temporary data dir and `extra_args`.
+    pub fn start(extra_args: &[&str]) -> Keel {
+        Keel::start_with_env(extra_args, &[])
+    }
+
+    /// Starts keel with `extra_args` and extra environment variables.
+    pub fn start_with_env(extra_args: &[&str], envs: &[(&str, &str)]) -> Keel {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = tmp.path().join("data.keel");
+        let mut keel = Keel {
+            child: None,
+            client_port: free_port(),
+            peer_port: free_port(),
+            log_path: tmp.path().join("keel.log"),
+            data_dir,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            _tmp: Some(tmp),
+        };
+        keel.spawn();
+        keel.wait_ready();
+        keel
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// The flags every test member gets.
+    pub fn base_args(&self) -> Vec<String> {
+        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        vec![
+            format!("--data-dir={}", self.data_dir.display()),
+            format!("--listen-client-urls={client}"),
+            format!("--advertise-client-urls={client}"),
+            format!("--listen-peer-urls={peer}"),
+            format!("--initial-advertise-peer-urls={peer}"),
+            format!("--initial-cluster=default={peer}"),
+        ]
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(self.base_args())
+            .args(&self.extra_args)
+            .env_remove("RUST_LOG")
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn keel");
+        self.child = Some(child);
+    }
+
+    /// Waits until `etcdctl endpoint health` succeeds (a linearizable read
+    /// through Raft), or panics with the log.
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("keel exited during startup ({status}):\n{}", self.log());
+            }
+            let out = etcdctl(
+                &self.endpoint(),
+                &["endpoint", "health", "--command-timeout=2s"],
+            );
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "keel did not become healthy:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("keel did not stop on SIGTERM:\n{}", self.log());
+        }
+    }
+
+    /// Starts the same member again on the same data dir and ports.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or kill first");
+        self.spawn();
+        self.wait_ready();
+    }
+
+    /// Starts the member again and returns its exit status and log, for a
+    /// start that must fail.
+    pub fn start_expecting_failure(&mut self) -> (std::process::ExitStatus, String) {
+        assert!(self.child.is_none(), "stop or kill first");
+        self.spawn();
+        let mut child = self.child.take().expect("child");
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return (status, self.log());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "keel kept running although it had to refuse to start:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn wal_dir(&self) -> PathBuf {
+        self.data_dir.join("member").join("wal")
+    }
+
+    pub async fn client(&self) -> etcd_client::Client {
+        etcd_client::Client::connect([self.endpoint()], None)
+            .await
+            .expect("connect etcd-client")
+    }
+}
+
+impl Drop for Keel {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs `etcdctl` (API v3) against `endpoint`.
+pub fn etcdctl(endpoint: &str, args: &[&str]) -> Output {
+    etcdctl_with_stdin(endpoint, args, None)
+}
+
+pub fn etcdctl_with_stdin(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoint}"))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl is installed (apt-get install etcd-client)");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("etcdctl output")
+}
+
+/// stdout of a successful etcdctl run (panics with stderr otherwise).
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "etcdctl failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8 stdout")
+}
+
+/// stderr of a failing etcdctl run (panics if it succeeded).
+pub fn err(out: Output) -> String {
+    assert!(
+        !out.status.success(),
+        "etcdctl should have failed:\nstdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Parses etcdctl's `-w json` output.
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("bad json ({e}): {text}"))
+}
+
+/// etcdctl's json encodes keys and values in base64.
+pub fn b64(value: &serde_json::Value) -> String {
+    use base64::Engine;
+    let text = value.as_str().expect("base64 string");
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .expect("base64"),
+    )
+    .expect("utf8")
+}
+
+/// Segment files of a WAL dir, sorted by name.
+pub fn wal_segments(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("wal dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A real etcd 3.4 (Debian's etcd-server) for side-by-side comparisons.
+pub struct Etcd {
+    child: Child,
+    pub client_port: u16,
+    _tmp: tempfile::TempDir,
+}
+
+impl Etcd {
+    pub fn start() -> Etcd {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let client_port = free_port();
+        let peer_port = free_port();
+        let client = format!("http://127.0.0.1:{client_port}");
+        let peer = format!("http://127.0.0.1:{peer_port}");
+        let log = std::fs::File::create(tmp.path().join("etcd.log")).expect("log");
+        let child = Command::new("etcd")
+            .arg(format!(
+                "--data-dir={}",
+                tmp.path().join("data.etcd").display()
+            ))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=default={peer}"))
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("etcd is installed (apt-get install etcd-server)");
+        let etcd = Etcd {
+            child,
+            client_port,
+            _tmp: tmp,
+        };
+        let deadline = Instant::now() + START_DEADLINE;
+        while !etcdctl(
+            &etcd.endpoint(),
+            &["endpoint", "health", "--command-timeout=2s"],
+        )
+        .status
+        .success()
+        {
+            assert!(Instant::now() < deadline, "etcd did not become healthy");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        etcd
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A KeyValue as comparable fields: (key, value, create, mod, version, lease).
+pub type Row = (Vec<u8>, Vec<u8>, i64, i64, i64, i64);
+
+pub fn rows(kvs: &[etcd_client::KeyValue]) -> Vec<Row> {
+    kvs.iter()
+        .map(|kv| {
+            (
+                kv.key().to_vec(),
+                kv.value().to_vec(),
+                kv.create_revision(),
+                kv.mod_revision(),
+                kv.version(),
+                kv.lease(),
+            )
+        })
+        .collect()
+}
