@@ -1,0 +1,83 @@
+//! append + fdatasync at batch sizes 1, 8, 64 and 256 entries of 256 B, for StdDisk and
+//! GlommioDisk, into preallocated 64 MiB segments in a temporary directory (the default
+//! options). Bounded: 10 samples, ~2 s of measurement per case.
+//!
+//! `cargo bench -p keel-wal --bench append` (use your own CARGO_TARGET_DIR).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use glommio::{LocalExecutorBuilder, Placement};
+use keel_wal::{Disk, GlommioDisk, StdDisk, Wal, WalEntry, WalOptions, WalState};
+
+const ENTRY_DATA_BYTES: usize = 256;
+const BATCH_SIZES: [usize; 4] = [1, 8, 64, 256];
+/// glommio's locked I/O memory; 2 MiB works without CAP_IPC_LOCK too.
+const GLOMMIO_IO_MEMORY_BYTES: usize = 2 << 20;
+
+/// Opens a fresh WAL in `dir` and times `iters` batches of `batch_size` entries.
+async fn append_batches<D: Disk>(disk: D, dir: &Path, batch_size: usize, iters: u64) -> Duration {
+    let (mut wal, _) = Wal::open(disk, dir, WalOptions::default(), 0)
+        .await
+        .expect("open");
+    let data = Bytes::from(vec![0x5Au8; ENTRY_DATA_BYTES]);
+    let mut batch: Vec<WalEntry> = (0..batch_size)
+        .map(|_| WalEntry {
+            index: 0,
+            term: 1,
+            kind: 0,
+            data: data.clone(),
+        })
+        .collect();
+    let mut next_index = 1u64;
+    let started = Instant::now();
+    for _ in 0..iters {
+        for (offset, entry) in batch.iter_mut().enumerate() {
+            entry.index = next_index + offset as u64;
+        }
+        next_index += batch_size as u64;
+        let state = WalState {
+            term: 1,
+            vote: 1,
+            commit: next_index - 1,
+        };
+        wal.append(&batch, Some(&state)).await.expect("append");
+    }
+    let elapsed = started.elapsed();
+    wal.close().await.expect("close");
+    elapsed
+}
+
+fn bench_append(c: &mut Criterion) {
+    let mut group = c.benchmark_group("append_sync");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    for batch_size in BATCH_SIZES {
+        group.throughput(Throughput::Elements(batch_size as u64));
+        group.bench_function(BenchmarkId::new("std", batch_size), |b| {
+            b.iter_custom(|iters| {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let path = dir.path().join("wal");
+                futures::executor::block_on(append_batches(StdDisk, &path, batch_size, iters))
+            });
+        });
+        group.bench_function(BenchmarkId::new("glommio", batch_size), |b| {
+            b.iter_custom(|iters| {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let path = dir.path().join("wal");
+                LocalExecutorBuilder::new(Placement::Unbound)
+                    .io_memory(GLOMMIO_IO_MEMORY_BYTES)
+                    .make()
+                    .expect("glommio executor")
+                    .run(async move { append_batches(GlommioDisk, &path, batch_size, iters).await })
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_append);
+criterion_main!(benches);

@@ -1,0 +1,82 @@
+//! `WalOptions` and `SyncMode`: the knobs an operator tunes for HDD vs SSD experiments.
+
+use crate::error::WalError;
+use crate::segment::{BLOCK_SIZE_BYTES, SEGMENT_HEADER_BYTES};
+
+/// How `append` makes a batch durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// `fdatasync` after every batch write (and for segment roll, directory changes).
+    Fdatasync,
+    /// No syncs at all: etcd's `--unsafe-no-fsync`. For benchmarks only: after a power loss,
+    /// acknowledged batches may be missing, and since the page cache writes back in any order,
+    /// recovery may even report corruption before the tail.
+    None,
+}
+
+/// Options fixed at [`crate::Wal::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalOptions {
+    /// Target size of a segment file in bytes, a multiple of 4096 and at least 8192.
+    /// A batch larger than a fresh segment is still written whole (that segment grows).
+    pub segment_size_bytes: u64,
+    /// Whether new segments are `fallocate`d to `segment_size_bytes` when created. An
+    /// append into preallocated space costs about half of an append that grows the file.
+    pub preallocate: bool,
+    /// See [`SyncMode`].
+    pub sync_mode: SyncMode,
+}
+
+/// Default segment size: 64 MiB, as etcd.
+pub const SEGMENT_SIZE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            segment_size_bytes: SEGMENT_SIZE_BYTES_DEFAULT,
+            preallocate: true,
+            sync_mode: SyncMode::Fdatasync,
+        }
+    }
+}
+
+impl WalOptions {
+    pub(crate) fn validate(&self) -> Result<(), WalError> {
+        let size = self.segment_size_bytes;
+        if size % BLOCK_SIZE_BYTES != 0 {
+            return Err(WalError::InvalidOptions {
+                reason: format!(
+                    "segment_size_bytes {size} is not a multiple of {BLOCK_SIZE_BYTES}"
+                ),
+            });
+        }
+        if size < SEGMENT_HEADER_BYTES + BLOCK_SIZE_BYTES {
+            return Err(WalError::InvalidOptions {
+                reason: format!(
+                    "segment_size_bytes {size} is below the minimum {}",
+                    SEGMENT_HEADER_BYTES + BLOCK_SIZE_BYTES
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Guards the option checks: sizes that cannot hold a header and one batch block, or that
+    // would misalign batches, must be refused up front rather than produce odd segments.
+    #[test]
+    fn segment_size_must_be_block_aligned_and_hold_a_batch() {
+        let mut options = WalOptions::default();
+        assert!(options.validate().is_ok());
+        options.segment_size_bytes = 8192;
+        assert!(options.validate().is_ok());
+        options.segment_size_bytes = 4096;
+        assert!(options.validate().is_err());
+        options.segment_size_bytes = 10_000;
+        assert!(options.validate().is_err());
+    }
+}

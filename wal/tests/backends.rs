@@ -1,0 +1,189 @@
+//! The same scenarios against every backend: MemDisk, StdDisk (tempfile dirs) and
+//! GlommioDisk (inside a glommio LocalExecutor), plus a check that StdDisk and GlommioDisk
+//! read each other's files (one on-disk format).
+
+mod common;
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use common::scenario::{self, ByteFlip};
+use common::{entries, small_options};
+use futures::executor::block_on;
+use glommio::{LocalExecutorBuilder, Placement};
+use keel_wal::{GlommioDisk, MemDisk, StdDisk, Wal};
+
+/// glommio's locked I/O memory; 2 MiB works without CAP_IPC_LOCK too (see the crate docs).
+const GLOMMIO_IO_MEMORY_BYTES: usize = 2 << 20;
+
+fn std_flip(path: &Path, offset_bytes: u64, mask: u8) {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open segment");
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, offset_bytes)
+        .expect("read byte");
+    byte[0] ^= mask;
+    file.write_all_at(&byte, offset_bytes).expect("write byte");
+    file.sync_all().expect("sync");
+}
+
+fn on_glommio<T: 'static>(future: impl std::future::Future<Output = T> + 'static) -> T {
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .io_memory(GLOMMIO_IO_MEMORY_BYTES)
+        .make()
+        .expect("glommio executor")
+        .run(future)
+}
+
+macro_rules! on_every_backend {
+    ($name:ident, $scenario:ident) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn on_mem_disk() {
+                let result = block_on(scenario::$scenario(MemDisk::new(), Path::new("/wal")));
+                result.unwrap();
+            }
+
+            #[test]
+            fn on_std_disk() {
+                let dir = tempfile::tempdir().expect("tempdir");
+                block_on(scenario::$scenario(StdDisk, &dir.path().join("wal"))).unwrap();
+            }
+
+            #[test]
+            fn on_glommio_disk() {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let path = dir.path().join("wal");
+                on_glommio(async move { scenario::$scenario(GlommioDisk, &path).await }).unwrap();
+            }
+        }
+    };
+}
+
+macro_rules! on_every_backend_with_flip {
+    ($name:ident, $scenario:ident) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn on_mem_disk() {
+                let disk = MemDisk::new();
+                let flipper = disk.clone();
+                let flip: ByteFlip<'_> = &move |path, offset, mask| {
+                    assert!(flipper.corrupt_byte(path, offset, mask), "no byte to flip");
+                };
+                block_on(scenario::$scenario(disk, Path::new("/wal"), flip)).unwrap();
+            }
+
+            #[test]
+            fn on_std_disk() {
+                let dir = tempfile::tempdir().expect("tempdir");
+                block_on(scenario::$scenario(
+                    StdDisk,
+                    &dir.path().join("wal"),
+                    &std_flip,
+                ))
+                .unwrap();
+            }
+
+            #[test]
+            fn on_glommio_disk() {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let path = dir.path().join("wal");
+                on_glommio(async move { scenario::$scenario(GlommioDisk, &path, &std_flip).await })
+                    .unwrap();
+            }
+        }
+    };
+}
+
+on_every_backend!(append_roll_overwrite_reopen, append_roll_overwrite_reopen);
+on_every_backend!(
+    release_before_removes_only_old_segments,
+    release_before_removes_only_old_segments
+);
+on_every_backend_with_flip!(
+    torn_last_batch_is_cut_and_reported,
+    torn_last_batch_is_cut_and_reported
+);
+on_every_backend_with_flip!(
+    flipped_byte_before_valid_records_is_a_hard_error,
+    flipped_byte_before_valid_records_is_a_hard_error
+);
+on_every_backend_with_flip!(
+    flipped_byte_in_an_earlier_segment_is_a_hard_error,
+    flipped_byte_in_an_earlier_segment_is_a_hard_error
+);
+
+// Guards "one on-disk format": a log written with StdDisk must open with GlommioDisk and
+// continue there, and the result must open with StdDisk again.
+#[test]
+fn std_and_glommio_disks_read_each_others_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("wal");
+    let options = small_options(16 * 1024);
+    let first = entries(1, 20, 1, 1000);
+    let second = entries(21, 20, 1, 1000);
+    block_on(async {
+        let (mut wal, _) = Wal::open(StdDisk, &path, options.clone(), 0).await.unwrap();
+        wal.append(&first, None).await.unwrap();
+        wal.close().await.unwrap();
+    });
+    let (glommio_path, glommio_options) = (path.clone(), options.clone());
+    let (glommio_first, glommio_second) = (first.clone(), second.clone());
+    on_glommio(async move {
+        let (mut wal, recovered) = Wal::open(GlommioDisk, &glommio_path, glommio_options, 0)
+            .await
+            .unwrap();
+        assert_eq!(recovered.entries, glommio_first);
+        wal.append(&glommio_second, None).await.unwrap();
+        wal.close().await.unwrap();
+    });
+    block_on(async {
+        let (wal, recovered) = Wal::open(StdDisk, &path, options, 0).await.unwrap();
+        let all: Vec<_> = first.iter().chain(&second).cloned().collect();
+        assert_eq!(recovered.entries, all);
+        wal.close().await.unwrap();
+    });
+}
+
+// Guards the server's default setup: `--data-dir default.keel` gives the WAL
+// a relative path, and glommio's io_uring opens used to fail on relative
+// paths with EBADF ("Bad file descriptor ... Opening directory").
+#[test]
+fn glommio_disk_works_with_a_relative_path() {
+    let dir = tempfile::tempdir_in(".").expect("tempdir in the working directory");
+    let relative = Path::new(".")
+        .join(dir.path().file_name().expect("name"))
+        .join("wal");
+    assert!(relative.is_relative());
+    let count = on_glommio(async move {
+        let entry = |index: u64| keel_wal::WalEntry {
+            index,
+            term: 1,
+            kind: 0,
+            data: bytes::Bytes::from_static(b"x"),
+        };
+        let (mut wal, _) =
+            keel_wal::Wal::open(GlommioDisk, &relative, keel_wal::WalOptions::default(), 0)
+                .await
+                .expect("open with a relative path");
+        wal.append(&[entry(1), entry(2)], None)
+            .await
+            .expect("append");
+        wal.close().await.expect("close");
+        let (wal, recovered) =
+            keel_wal::Wal::open(GlommioDisk, &relative, keel_wal::WalOptions::default(), 0)
+                .await
+                .expect("reopen");
+        wal.close().await.expect("close");
+        recovered.entries.len()
+    });
+    assert_eq!(count, 2);
+}
