@@ -1,0 +1,1 @@
+fn main() { println!("{}", keel_raft::sim::hello()); }

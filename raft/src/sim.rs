@@ -1,0 +1,3 @@
+//! placeholder
+/// x
+pub fn hello() -> u32 { 1 }
