@@ -43,7 +43,7 @@ impl Default for WalOptions {
 impl WalOptions {
     pub(crate) fn validate(&self) -> Result<(), WalError> {
         let size = self.segment_size_bytes;
-        if size % BLOCK_SIZE_BYTES != 0 {
+        if !size.is_multiple_of(BLOCK_SIZE_BYTES) {
             return Err(WalError::InvalidOptions {
                 reason: format!(
                     "segment_size_bytes {size} is not a multiple of {BLOCK_SIZE_BYTES}"

@@ -127,7 +127,7 @@ fn batch_scan(
         };
         let next = at + frame.frame_bytes;
         if frame.kind == RecordKind::Padding {
-            if next % BLOCK_SIZE_BYTES != 0 {
+            if !next.is_multiple_of(BLOCK_SIZE_BYTES) {
                 let detail = format!("padding record ends at unaligned offset {next}");
                 return Err((at, CorruptReason::BadFrame { detail }));
             }

@@ -37,7 +37,7 @@ fn script(seed: u64) -> Vec<Step> {
         let step = match roll {
             0..=54 => {
                 let count = 1 + splitmix64(&mut rng) % 4;
-                let back = if splitmix64(&mut rng) % 5 == 0 {
+                let back = if splitmix64(&mut rng).is_multiple_of(5) {
                     splitmix64(&mut rng) % 4
                 } else {
                     0
@@ -54,7 +54,7 @@ fn script(seed: u64) -> Vec<Step> {
                     n => (n * 150) as usize,
                 };
                 let new = entries(start, count, term, data_bytes);
-                let state = (splitmix64(&mut rng) % 2 == 0).then_some(WalState {
+                let state = splitmix64(&mut rng).is_multiple_of(2).then_some(WalState {
                     term,
                     vote: 1,
                     commit: start,
@@ -70,7 +70,7 @@ fn script(seed: u64) -> Vec<Step> {
                 }),
             ),
             62..=69 if model.last_index > 0 => {
-                let index = if splitmix64(&mut rng) % 2 == 0 {
+                let index = if splitmix64(&mut rng).is_multiple_of(2) {
                     model.last_index
                 } else {
                     model.last_index + 1 + splitmix64(&mut rng) % 3

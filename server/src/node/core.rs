@@ -231,7 +231,7 @@ impl Core {
         }
         self.drop_messages(&ready.messages);
         if let Some(hard_state) = &ready.hard_state {
-            self.unsaved_state = Some(hard_state.clone());
+            self.unsaved_state = Some(*hard_state);
         }
         // etcd's MustSync: new entries, a new term or a new vote must be
         // durable before anyone hears of them; a hard state that only moves
@@ -249,7 +249,7 @@ impl Core {
                 storage.set_hard_state(hard_state);
             }
         } else if let Some(hard_state) = &ready.hard_state {
-            self.raw.storage_mut().set_hard_state(hard_state.clone());
+            self.raw.storage_mut().set_hard_state(*hard_state);
         }
         self.raw.on_persisted(ready.number);
         self.drop_messages(&ready.persisted_messages);

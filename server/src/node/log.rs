@@ -19,8 +19,8 @@ const ENTRY_KIND_CONF_CHANGE: u8 = 1;
 
 /// The WAL on the chosen I/O backend.
 pub(crate) enum WalBackend {
-    Glommio(Wal<GlommioDisk>),
-    Std(Wal<StdDisk>),
+    Glommio(Box<Wal<GlommioDisk>>),
+    Std(Box<Wal<StdDisk>>),
 }
 
 impl WalBackend {
@@ -41,11 +41,11 @@ impl WalBackend {
         match io {
             StorageIo::Glommio => {
                 let (wal, recovered) = Wal::open(GlommioDisk, dir, options, 0).await?;
-                Ok((WalBackend::Glommio(wal), recovered))
+                Ok((WalBackend::Glommio(Box::new(wal)), recovered))
             }
             StorageIo::Std => {
                 let (wal, recovered) = Wal::open(StdDisk, dir, options, 0).await?;
-                Ok((WalBackend::Std(wal), recovered))
+                Ok((WalBackend::Std(Box::new(wal)), recovered))
             }
         }
     }

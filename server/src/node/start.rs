@@ -40,7 +40,7 @@ impl RunningNode {
             }
             tokio::time::sleep(step).await;
             waited += step;
-            if waited.as_millis() % 5_000 == 0 {
+            if waited.as_millis().is_multiple_of(5_000) {
                 tracing::info!(
                     applied = raft.applied_index,
                     commit = raft.commit_index,

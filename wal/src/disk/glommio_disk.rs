@@ -62,7 +62,7 @@ async fn dma_open(path: &Path) -> io::Result<GlommioDiskFile> {
         .dma_open(&path)
         .await
         .map_err(glommio_error)?;
-    if BLOCK_SIZE_BYTES % file.alignment() != 0 {
+    if !BLOCK_SIZE_BYTES.is_multiple_of(file.alignment()) {
         let alignment = file.alignment();
         // Best effort: the open itself succeeded, the device is what we cannot use.
         let _closed = file.close().await;
