@@ -29,6 +29,7 @@ mod mvcc;
 mod node;
 pub mod proto;
 mod serve;
+mod watch;
 
 pub use serve::run;
 

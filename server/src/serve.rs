@@ -8,11 +8,12 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::api::{KvService, MaintenanceService};
+use crate::api::{KvService, MaintenanceService, WatchService};
 use crate::config::Config;
 use crate::node::{start, RunningNode};
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::proto::etcdserverpb::watch_server::WatchServer;
 
 /// etcd's grpcOverheadBytes: gRPC accepts messages this much larger than
 /// --max-request-bytes, so that the request itself can be rejected with
@@ -37,6 +38,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
 async fn serve(config: &Config, node: &RunningNode) -> anyhow::Result<()> {
     let listeners = bind_all(config).await?;
+    node.spawn_watch_hub();
     node.ready().await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
@@ -87,6 +89,13 @@ fn router(config: &Config, node: &RunningNode) -> tonic::transport::server::Rout
     ))
     .max_decoding_message_size(max_decoding_bytes)
     .max_encoding_message_size(usize::MAX);
+    let watch = WatchServer::new(WatchService::new(
+        node.watch_hub.clone(),
+        node.handle.clone(),
+        config.max_request_bytes,
+    ))
+    .max_decoding_message_size(max_decoding_bytes)
+    .max_encoding_message_size(usize::MAX);
     tonic::transport::Server::builder()
         .max_concurrent_streams(Some(config.max_concurrent_streams))
         .http2_keepalive_interval(config.grpc_keepalive_interval)
@@ -94,6 +103,7 @@ fn router(config: &Config, node: &RunningNode) -> tonic::transport::server::Rout
         .tcp_nodelay(true)
         .add_service(kv)
         .add_service(maintenance)
+        .add_service(watch)
 }
 
 /// Binds every client URL before serving, so a taken port fails at startup.

@@ -4,6 +4,8 @@
 pub mod errors;
 mod kv;
 mod maintenance;
+mod watch;
 
 pub(crate) use kv::KvService;
 pub(crate) use maintenance::MaintenanceService;
+pub(crate) use watch::WatchService;

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use keel_btree::{MvccStore, ReadView};
+use keel_btree::{Event, MvccStore, ReadView};
 
 use crate::api::errors::ApiError;
 use crate::mvcc::{self, Writer};
@@ -19,6 +19,8 @@ use crate::proto::keelpb::internal_request::Request;
 /// Owns the store; lives on the core thread.
 pub(crate) struct Applier {
     store: MvccStore,
+    /// Events of the requests applied since the last `take_events`.
+    events: Vec<Event>,
     /// Requests slower than this are logged (etcd's
     /// --experimental-warning-apply-duration).
     warning_apply_duration: std::time::Duration,
@@ -28,8 +30,19 @@ impl Applier {
     pub(crate) fn new(warning_apply_duration: std::time::Duration) -> Self {
         Applier {
             store: MvccStore::new(),
+            events: Vec::new(),
             warning_apply_duration,
         }
+    }
+
+    /// The store's current revision.
+    pub(crate) fn revision(&self) -> i64 {
+        self.store.revision()
+    }
+
+    /// The events applied since the last call, in revision order.
+    pub(crate) fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
     }
 
     /// A snapshot for readers.
@@ -76,8 +89,8 @@ impl Applier {
                 return self.compact(compaction);
             }
         };
-        // Events feed the watch hub once it exists.
-        let _committed = writer.into_inner().commit();
+        let committed = writer.into_inner().commit();
+        self.events.extend(committed.events);
         Ok(output)
     }
 

@@ -161,7 +161,7 @@ pub(crate) const FLAGS: &[FlagSpec] = &[
     f("experimental-enable-lease-checkpoint", Bool, "false", "Enable leader to send regular checkpoints to other members to prevent reset of remaining TTL on leader change.", NotYet("leases are not implemented yet")),
     f("experimental-enable-lease-checkpoint-persist", Bool, "false", "Enable persisting remainingTTL to prevent indefinite auto-renewal of long lived leases.", NotYet("leases are not implemented yet")),
     f("experimental-compaction-batch-limit", Int, "1000", "Sets the maximum revisions deleted in each compaction batch.", NotYet("online batched compaction arrives with the B+tree page file")),
-    f("experimental-watch-progress-notify-interval", Duration, "10m", "Duration of periodic watch progress notifications.", NotYet("watch is not implemented yet")),
+    f("experimental-watch-progress-notify-interval", Duration, "10m", "Duration of periodic watch progress notifications.", Acted),
     f("experimental-warning-apply-duration", Duration, "100ms", "Time duration after which a warning is generated if request takes more time.", Acted),
     f("experimental-peer-skip-client-san-verification", Bool, "false", "Skip verification of SAN field in client certificate for peer connections.", TLS),
     f("enable-grpc-gateway", Bool, "true", "Enable GRPC gateway.", NotYet("the HTTP/JSON gateway is not implemented yet")),

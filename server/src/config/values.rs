@@ -94,6 +94,8 @@ pub struct Config {
     pub log_outputs: Vec<LogOutput>,
     /// `--experimental-warning-apply-duration`.
     pub warning_apply_duration: Duration,
+    /// `--experimental-watch-progress-notify-interval`.
+    pub watch_progress_notify_interval: Duration,
     /// keel's `--storage-io`.
     pub storage_io: StorageIo,
     /// Startup warnings: flags accepted but not acted on, ignored names,
@@ -240,6 +242,10 @@ impl Config {
             log_level: log_level(&v)?,
             log_outputs: log_outputs(&v)?,
             warning_apply_duration: v.duration("experimental-warning-apply-duration")?,
+            watch_progress_notify_interval: positive(
+                &v,
+                "experimental-watch-progress-notify-interval",
+            )?,
             storage_io: storage_io(&v)?,
             warnings: not_acted_warnings(raw),
             name,
@@ -374,6 +380,16 @@ fn advertise_client_urls(v: &Values<'_>) -> Result<Vec<Url>, ConfigError> {
         ));
     }
     v.urls("advertise-client-urls")
+}
+
+/// A duration flag that must be above zero.
+fn positive(v: &Values<'_>, name: &'static str) -> Result<Duration, ConfigError> {
+    let duration = v.duration(name)?;
+    if duration.is_zero() {
+        let (text, src) = v.text(name);
+        return Err(value_error(&src, &text, "must be greater than 0"));
+    }
+    Ok(duration)
 }
 
 fn cluster_state(v: &Values<'_>) -> Result<ClusterState, ConfigError> {

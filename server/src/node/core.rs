@@ -24,6 +24,7 @@ use super::{ApplyResult, CoreRequest, Published, Shared};
 use crate::api::errors::ApiError;
 use crate::apply::Applier;
 use crate::proto::keelpb::InternalRequest;
+use crate::watch::{EventBatch, WatchHubHandle};
 
 /// Most requests taken from the inbox in one turn (bounds one Raft batch).
 const TURN_REQUESTS_MAX: usize = super::INBOX_CAPACITY;
@@ -75,6 +76,7 @@ pub(crate) struct Core {
     pub(crate) applier: Applier,
     pub(crate) shared: Arc<Shared>,
     pub(crate) inbox: flume::Receiver<CoreRequest>,
+    pub(crate) watch_hub: WatchHubHandle,
     pub(crate) settings: CoreSettings,
     pub(crate) proposals: Proposals,
     pub(crate) reads: ReadIndexBatches,
@@ -279,6 +281,7 @@ impl Core {
     fn apply(&mut self, entries: Vec<Entry>) {
         let mut answers: Vec<(u64, ApplyResult)> = Vec::new();
         let mut last = self.applied_index;
+        let revision_before = self.applier.revision();
         for entry in &entries {
             match entry.kind {
                 EntryKind::Normal => self.apply_normal(entry, &mut answers),
@@ -292,6 +295,14 @@ impl Core {
             view: self.applier.read_view(),
             applied_index: last,
         });
+        let events = self.applier.take_events();
+        if !events.is_empty() {
+            self.watch_hub.publish(EventBatch {
+                first_revision: revision_before + 1,
+                last_revision: self.applier.revision(),
+                events,
+            });
+        }
         for (id, result) in answers {
             self.proposals.complete(id, result);
         }

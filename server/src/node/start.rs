@@ -15,10 +15,14 @@ use super::{NodeHandle, Published, Shared, INBOX_CAPACITY};
 use crate::apply::Applier;
 use crate::cluster::{self, Identity};
 use crate::config::{ClusterState, Config, StorageIo};
+use crate::watch::{HubInbox, WatchHub, WatchHubHandle};
 
 /// A started member: the edge's handle and the core thread.
 pub(crate) struct RunningNode {
     pub(crate) handle: NodeHandle,
+    pub(crate) watch_hub: WatchHubHandle,
+    /// The hub task, to be spawned on the edge runtime once.
+    hub_task: std::sync::Mutex<Option<(WatchHub, HubInbox)>>,
     core: std::thread::JoinHandle<Result<(), CoreError>>,
     _lock: fs::File,
 }
@@ -50,14 +54,26 @@ impl RunningNode {
         }
     }
 
+    /// Starts the watch hub on the current (edge) runtime.
+    pub(crate) fn spawn_watch_hub(&self) {
+        let task = self.hub_task.lock().ok().and_then(|mut t| t.take());
+        if let Some((hub, inbox)) = task {
+            tokio::spawn(hub.run(inbox));
+        }
+    }
+
     /// Lets the core finish (after every handle is dropped) and reports how.
     pub(crate) fn join(self) -> anyhow::Result<()> {
         let RunningNode {
             handle,
+            watch_hub,
+            hub_task,
             core,
             _lock,
         } = self;
         drop(handle);
+        drop(watch_hub);
+        drop(hub_task);
         match core.join() {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.into()),
@@ -95,6 +111,8 @@ pub(crate) fn start(config: &Config) -> anyhow::Result<RunningNode> {
             applied_index: 0,
         },
     );
+    let (watch_hub_task, watch_hub, hub_inbox) =
+        WatchHub::new(shared.clone(), config.watch_progress_notify_interval);
     let (inbox_tx, inbox_rx) = flume::bounded(INBOX_CAPACITY);
     let election_timeout = Duration::from_millis(config.election_timeout_ms);
     let handle = NodeHandle::new(
@@ -123,6 +141,7 @@ pub(crate) fn start(config: &Config) -> anyhow::Result<RunningNode> {
         applier,
         shared,
         inbox: inbox_rx,
+        watch_hub: watch_hub.clone(),
         settings,
     };
     let (started_tx, started_rx) = std::sync::mpsc::channel();
@@ -133,6 +152,8 @@ pub(crate) fn start(config: &Config) -> anyhow::Result<RunningNode> {
     match started_rx.recv() {
         Ok(Ok(())) => Ok(RunningNode {
             handle,
+            watch_hub,
+            hub_task: std::sync::Mutex::new(Some((watch_hub_task, hub_inbox))),
             core,
             _lock: lock,
         }),
@@ -242,6 +263,7 @@ struct CoreBoot {
     applier: Applier,
     shared: Arc<Shared>,
     inbox: flume::Receiver<CoreRequest>,
+    watch_hub: WatchHubHandle,
     settings: CoreSettings,
 }
 
@@ -356,6 +378,7 @@ async fn boot_core(boot: CoreBoot) -> Result<Core, String> {
         applier: boot.applier,
         shared: boot.shared,
         inbox: boot.inbox,
+        watch_hub: boot.watch_hub,
         settings: boot.settings,
         proposals: Default::default(),
         reads: Default::default(),
