@@ -25,6 +25,7 @@ pub mod api;
 mod apply;
 mod cluster;
 pub mod config;
+mod lease;
 mod mvcc;
 mod node;
 pub mod proto;

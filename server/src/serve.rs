@@ -8,10 +8,11 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::api::{KvService, MaintenanceService, WatchService};
+use crate::api::{KvService, LeaseService, MaintenanceService, WatchService};
 use crate::config::Config;
 use crate::node::{start, RunningNode};
 use crate::proto::etcdserverpb::kv_server::KvServer;
+use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::proto::etcdserverpb::watch_server::WatchServer;
 
@@ -96,6 +97,9 @@ fn router(config: &Config, node: &RunningNode) -> tonic::transport::server::Rout
     ))
     .max_decoding_message_size(max_decoding_bytes)
     .max_encoding_message_size(usize::MAX);
+    let lease = LeaseServer::new(LeaseService::new(node.handle.clone()))
+        .max_decoding_message_size(max_decoding_bytes)
+        .max_encoding_message_size(usize::MAX);
     tonic::transport::Server::builder()
         .max_concurrent_streams(Some(config.max_concurrent_streams))
         .http2_keepalive_interval(config.grpc_keepalive_interval)
@@ -104,6 +108,7 @@ fn router(config: &Config, node: &RunningNode) -> tonic::transport::server::Rout
         .add_service(kv)
         .add_service(maintenance)
         .add_service(watch)
+        .add_service(lease)
 }
 
 /// Binds every client URL before serving, so a taken port fails at startup.

@@ -40,6 +40,12 @@ pub enum ApiError {
     /// A lease id that names no lease.
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    /// A grant for a lease id that exists.
+    #[error("etcdserver: lease already exists")]
+    LeaseExist,
+    /// A grant with a TTL above etcd's maximum.
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
     /// A request larger than `--max-request-bytes`.
     #[error("etcdserver: request is too large")]
     RequestTooLarge,
@@ -77,7 +83,10 @@ impl ApiError {
             | ApiError::TooManyOps
             | ApiError::DuplicateKey
             | ApiError::RequestTooLarge => Code::InvalidArgument,
-            ApiError::Compacted | ApiError::FutureRevision => Code::OutOfRange,
+            ApiError::Compacted | ApiError::FutureRevision | ApiError::LeaseTtlTooLarge => {
+                Code::OutOfRange
+            }
+            ApiError::LeaseExist => Code::FailedPrecondition,
             ApiError::NoSpace | ApiError::TooManyRequests => Code::ResourceExhausted,
             ApiError::LeaseNotFound => Code::NotFound,
             ApiError::NoLeader
@@ -148,6 +157,16 @@ mod tests {
                 ApiError::LeaseNotFound,
                 Code::NotFound,
                 "etcdserver: requested lease not found",
+            ),
+            (
+                ApiError::LeaseExist,
+                Code::FailedPrecondition,
+                "etcdserver: lease already exists",
+            ),
+            (
+                ApiError::LeaseTtlTooLarge,
+                Code::OutOfRange,
+                "etcdserver: too large lease TTL",
             ),
             (
                 ApiError::RequestTooLarge,

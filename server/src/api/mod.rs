@@ -3,9 +3,11 @@
 
 pub mod errors;
 mod kv;
+mod lease;
 mod maintenance;
 mod watch;
 
 pub(crate) use kv::KvService;
+pub(crate) use lease::LeaseService;
 pub(crate) use maintenance::MaintenanceService;
 pub(crate) use watch::WatchService;

@@ -1,35 +1,48 @@
-//! Applier: committed Raft entries -> the MVCC store. Deterministic: the same
-//! entries give the same store (and the same responses) on every member and
-//! on every replay after a restart.
+//! Applier: committed Raft entries -> the MVCC store and the lessor.
+//! Deterministic: the same entries give the same store, the same leases and
+//! the same responses on every member and on every replay after a restart.
 //!
 //! Each request runs in its own store write transaction (one main revision
 //! per request, as etcd); a request that fails (unknown lease, compacted
 //! revision, ...) discards its transaction, so it changes nothing.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use keel_btree::{Event, MvccStore, ReadView};
 
 use crate::api::errors::ApiError;
+use crate::lease::Lessor;
 use crate::mvcc::{self, Writer};
 use crate::node::{ApplyOutput, ApplyResult};
-use crate::proto::etcdserverpb::{CompactionRequest, CompactionResponse, ResponseHeader};
+use crate::proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, LeaseCheckpointRequest,
+    LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, ResponseHeader,
+};
 use crate::proto::keelpb::internal_request::Request;
 
-/// Owns the store; lives on the core thread.
+/// Owns the store and the lessor; lives on the core thread.
 pub(crate) struct Applier {
     store: MvccStore,
+    lessor: Lessor,
     /// Events of the requests applied since the last `take_events`.
     events: Vec<Event>,
     /// Requests slower than this are logged (etcd's
     /// --experimental-warning-apply-duration).
-    warning_apply_duration: std::time::Duration,
+    warning_apply_duration: Duration,
+}
+
+fn header(revision: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        revision,
+        ..Default::default()
+    })
 }
 
 impl Applier {
-    pub(crate) fn new(warning_apply_duration: std::time::Duration) -> Self {
+    pub(crate) fn new(warning_apply_duration: Duration, election_timeout: Duration) -> Self {
         Applier {
             store: MvccStore::new(),
+            lessor: Lessor::new(election_timeout),
             events: Vec::new(),
             warning_apply_duration,
         }
@@ -50,6 +63,14 @@ impl Applier {
         self.store.read_view()
     }
 
+    pub(crate) fn lessor(&self) -> &Lessor {
+        &self.lessor
+    }
+
+    pub(crate) fn lessor_mut(&mut self) -> &mut Lessor {
+        &mut self.lessor
+    }
+
     /// Applies one request.
     pub(crate) fn apply(&mut self, request: &Request) -> ApplyResult {
         let started = Instant::now();
@@ -67,9 +88,15 @@ impl Applier {
     }
 
     fn apply_inner(&mut self, request: &Request) -> ApplyResult {
-        // No lease can exist until the Lease service lands: every lease id
-        // names no lease, so a Put with a lease gets etcd's LeaseNotFound.
-        let lease_exists = |_id: i64| false;
+        match request {
+            Request::Compaction(compaction) => return self.compact(compaction),
+            Request::LeaseGrant(grant) => return self.lease_grant(grant),
+            Request::LeaseRevoke(revoke) => return self.lease_revoke(revoke),
+            Request::LeaseCheckpoint(checkpoint) => return self.lease_checkpoint(checkpoint),
+            Request::Put(_) | Request::DeleteRange(_) | Request::Txn(_) => {}
+        }
+        let lessor = &mut self.lessor;
+        let lease_exists = |id: i64| lessor.contains(id);
         let begin_revision = self.store.revision();
         let compacted_revision = self.store.compacted_revision();
         let mut writer = Writer::new(self.store.write_txn(), begin_revision);
@@ -84,12 +111,13 @@ impl Applier {
                 &lease_exists,
                 compacted_revision,
             )?),
-            Request::Compaction(compaction) => {
-                drop(writer);
-                return self.compact(compaction);
-            }
+            _ => unreachable!("handled above"),
         };
+        let moves = std::mem::take(&mut writer.lease_moves);
         let committed = writer.into_inner().commit();
+        for (key, old, new) in moves {
+            lessor.reattach(&key, old, new);
+        }
         self.events.extend(committed.events);
         Ok(output)
     }
@@ -97,11 +125,60 @@ impl Applier {
     fn compact(&mut self, req: &CompactionRequest) -> ApplyResult {
         self.store.compact(req.revision).map_err(ApiError::from)?;
         Ok(ApplyOutput::Compact(CompactionResponse {
-            header: Some(ResponseHeader {
-                revision: self.store.revision(),
-                ..Default::default()
-            }),
+            header: header(self.store.revision()),
         }))
+    }
+
+    fn lease_grant(&mut self, req: &LeaseGrantRequest) -> ApplyResult {
+        let ttl = self.lessor.grant(req.id, req.ttl, Instant::now())?;
+        Ok(ApplyOutput::LeaseGrant(LeaseGrantResponse {
+            header: header(self.store.revision()),
+            id: req.id,
+            ttl,
+            error: String::new(),
+        }))
+    }
+
+    /// etcd's revoke: every attached key is deleted in one revision (so
+    /// watchers see the deletes together), then the lease is gone.
+    fn lease_revoke(&mut self, req: &LeaseRevokeRequest) -> ApplyResult {
+        let keys = self.lessor.revoke(req.id)?;
+        if !keys.is_empty() {
+            let begin_revision = self.store.revision();
+            let mut writer = Writer::new(self.store.write_txn(), begin_revision);
+            for key in keys {
+                let delete = DeleteRangeRequest {
+                    key,
+                    ..Default::default()
+                };
+                mvcc::delete_range(&mut writer, &delete);
+            }
+            let committed = writer.into_inner().commit();
+            self.events.extend(committed.events);
+        }
+        Ok(ApplyOutput::LeaseRevoke(LeaseRevokeResponse {
+            header: header(self.store.revision()),
+        }))
+    }
+
+    fn lease_checkpoint(&mut self, req: &LeaseCheckpointRequest) -> ApplyResult {
+        for checkpoint in &req.checkpoints {
+            // A lease revoked meanwhile has nothing to record (etcd stops at
+            // the first error; later checkpoints of the batch still apply here
+            // because they are independent).
+            let _ = self
+                .lessor
+                .checkpoint(checkpoint.id, checkpoint.remaining_ttl);
+        }
+        Ok(ApplyOutput::LeaseCheckpoint)
+    }
+
+    /// The keys attached to a lease, for TimeToLive.
+    pub(crate) fn lease_keys(&self, id: i64) -> Vec<bytes::Bytes> {
+        self.lessor
+            .get(id)
+            .map(|l| l.keys.iter().cloned().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -111,5 +188,8 @@ fn request_name(request: &Request) -> &'static str {
         Request::DeleteRange(_) => "delete_range",
         Request::Txn(_) => "txn",
         Request::Compaction(_) => "compaction",
+        Request::LeaseGrant(_) => "lease_grant",
+        Request::LeaseRevoke(_) => "lease_revoke",
+        Request::LeaseCheckpoint(_) => "lease_checkpoint",
     }
 }

@@ -18,6 +18,9 @@ pub(crate) struct Writer<'a> {
     txn: WriteTxn<'a>,
     begin_revision: i64,
     changed: bool,
+    /// Keys whose lease changed: (key, old lease, new lease), 0 = none. The
+    /// applier hands them to the lessor once the transaction commits.
+    pub(crate) lease_moves: Vec<(bytes::Bytes, i64, i64)>,
 }
 
 impl<'a> Writer<'a> {
@@ -26,6 +29,7 @@ impl<'a> Writer<'a> {
             txn,
             begin_revision,
             changed: false,
+            lease_moves: Vec::new(),
         }
     }
 
@@ -72,7 +76,11 @@ pub(crate) fn put(
             lease = prev.lease;
         }
     }
-    writer.txn.put(req.key.clone(), value, lease);
+    let replaced = writer.txn.put(req.key.clone(), value, lease);
+    let old_lease = replaced.map_or(0, |kv| kv.lease);
+    if old_lease != lease {
+        writer.lease_moves.push((req.key.clone(), old_lease, lease));
+    }
     writer.changed = true;
     Ok(PutResponse {
         header: Some(ResponseHeader {

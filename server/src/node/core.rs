@@ -20,10 +20,14 @@ use prost::Message;
 use super::log::{to_wal_entry, to_wal_state, WalBackend};
 use super::proposals::Proposals;
 use super::reads::ReadIndexBatches;
-use super::{ApplyResult, CoreRequest, Published, Shared};
+use super::{ApplyResult, CoreRequest, LeaseInfo, Published, Shared};
 use crate::api::errors::ApiError;
 use crate::apply::Applier;
+use crate::lease::{CHECKPOINT_BATCH_MAX, REVOKES_PER_SEC_MAX};
+use crate::proto::etcdserverpb::{LeaseCheckpoint, LeaseCheckpointRequest, LeaseRevokeRequest};
+use crate::proto::keelpb::internal_request::Request;
 use crate::proto::keelpb::InternalRequest;
+use crate::proto::keelpb::RequestHeader;
 use crate::watch::{EventBatch, WatchHubHandle};
 
 /// Most requests taken from the inbox in one turn (bounds one Raft batch).
@@ -64,6 +68,8 @@ pub(crate) struct CoreSettings {
     pub(crate) tick_interval: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) snapshot_count: u64,
+    /// Election timeout in ticks (lease promotion extends by it).
+    pub(crate) election_ticks: u32,
     /// Campaign at once when this member is the only voter
     /// (--initial-election-tick-advance).
     pub(crate) fast_single_voter_election: bool,
@@ -119,6 +125,7 @@ impl Core {
             let now = Instant::now();
             if now >= next_tick {
                 self.raw.tick();
+                self.tick_leases();
                 self.proposals.expire(now);
                 self.reads.expire(now);
                 next_tick = now + self.settings.tick_interval;
@@ -174,6 +181,84 @@ impl Core {
                 }
             }
             CoreRequest::ReadIndex { reply } => self.reads.add(reply, deadline),
+            CoreRequest::LeaseRenew { id, reply } => {
+                let _ = reply.send(self.lease_renew(id));
+            }
+            CoreRequest::LeaseTimeToLive { id, reply } => {
+                let lessor = self.applier.lessor();
+                let info = match (lessor.get(id), lessor.remaining_secs(id, Instant::now())) {
+                    (Some(lease), Some(remaining)) => Ok(LeaseInfo {
+                        remaining_ttl_secs: remaining,
+                        granted_ttl_secs: lease.ttl_secs,
+                        keys: self.applier.lease_keys(id),
+                    }),
+                    _ => Err(ApiError::LeaseNotFound),
+                };
+                let _ = reply.send(info);
+            }
+            CoreRequest::LeaseLeases { reply } => {
+                let _ = reply.send(self.applier.lessor().ids());
+            }
+        }
+    }
+
+    /// A keep-alive: only the leader's clock counts (etcd forwards renewals to
+    /// the leader; a member that is not leader answers "no leader").
+    fn lease_renew(&mut self, id: i64) -> Result<i64, ApiError> {
+        if !self.applier.lessor().is_primary() {
+            return Err(ApiError::NoLeader);
+        }
+        let (ttl, clear_checkpoint) = self.applier.lessor_mut().renew(id, Instant::now())?;
+        if clear_checkpoint {
+            self.propose_internal(Request::LeaseCheckpoint(LeaseCheckpointRequest {
+                checkpoints: vec![LeaseCheckpoint {
+                    id,
+                    remaining_ttl: 0,
+                }],
+            }));
+        }
+        Ok(ttl)
+    }
+
+    /// Proposes a request nobody waits for (lease revokes and checkpoints).
+    /// If there is no leader it is dropped: the next tick proposes again.
+    fn propose_internal(&mut self, request: Request) {
+        let data = InternalRequest {
+            header: Some(RequestHeader {
+                id: 0,
+                proposer: self.settings.member_id,
+            }),
+            request: Some(request),
+        }
+        .encode_to_vec();
+        if let Err(e) = self.raw.propose(Bytes::from(data)) {
+            tracing::debug!(error = %e, "internal proposal dropped");
+        }
+    }
+
+    /// The leader's lease clock: revoke what expired (rate-limited, as
+    /// etcd's leaseRevokeRate), record remaining TTLs when a checkpoint is due.
+    fn tick_leases(&mut self) {
+        let now = Instant::now();
+        let per_tick = (REVOKES_PER_SEC_MAX as u128 * self.settings.tick_interval.as_millis()
+            / 1000)
+            .max(1) as usize;
+        for id in self.applier.lessor_mut().take_expired(now, per_tick) {
+            tracing::info!(lease = format!("{id:x}"), "lease expired; revoking");
+            self.propose_internal(Request::LeaseRevoke(LeaseRevokeRequest { id }));
+        }
+        let due = self.applier.lessor_mut().due_checkpoints(now);
+        for batch in due.chunks(CHECKPOINT_BATCH_MAX) {
+            let checkpoints = batch
+                .iter()
+                .map(|(id, remaining)| LeaseCheckpoint {
+                    id: *id,
+                    remaining_ttl: *remaining,
+                })
+                .collect();
+            self.propose_internal(Request::LeaseCheckpoint(LeaseCheckpointRequest {
+                checkpoints,
+            }));
         }
     }
 
@@ -226,6 +311,14 @@ impl Core {
     async fn handle_ready(&mut self, ready: Ready) -> Result<(), CoreError> {
         if let Some(soft) = &ready.soft_state {
             let leader = soft.leader_id.map_or(0, |l| l.0);
+            let me = self.settings.member_id;
+            if leader == me && self.leader_id != me {
+                // etcd extends leases by the election timeout on promotion.
+                let extend = self.settings.tick_interval * self.settings.election_ticks;
+                self.applier.lessor_mut().promote(Instant::now(), extend);
+            } else if leader != me && self.leader_id == me {
+                self.applier.lessor_mut().demote();
+            }
             if leader != self.leader_id {
                 tracing::info!(leader = format!("{leader:x}"), role = ?soft.role, "raft leader changed");
             }

@@ -66,6 +66,37 @@ impl NodeHandle {
         self.send(request, answer).await?
     }
 
+    /// A fresh id for a lease the client did not name (etcd: positive ids
+    /// from the member's request id generator).
+    pub(crate) fn new_lease_id(&self) -> i64 {
+        loop {
+            let id = (self.ids.next() & (i64::MAX as u64)) as i64;
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+
+    /// Renews a lease on the leader: its granted TTL.
+    pub(crate) async fn lease_renew(&self, id: i64) -> Result<i64, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(CoreRequest::LeaseRenew { id, reply }, answer)
+            .await?
+    }
+
+    /// A lease's TTLs and keys.
+    pub(crate) async fn lease_time_to_live(&self, id: i64) -> Result<super::LeaseInfo, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(CoreRequest::LeaseTimeToLive { id, reply }, answer)
+            .await?
+    }
+
+    /// Every lease id.
+    pub(crate) async fn lease_leases(&self) -> Result<Vec<i64>, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(CoreRequest::LeaseLeases { reply }, answer).await
+    }
+
     /// Waits until a read from [`Self::published`] is linearizable.
     pub(crate) async fn read_index(&self) -> Result<(), ApiError> {
         let (reply, answer) = oneshot::channel();

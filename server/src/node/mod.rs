@@ -28,7 +28,8 @@ pub(crate) use start::{start, RunningNode};
 
 use crate::api::errors::ApiError;
 use crate::proto::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, PutResponse, TxnResponse,
+    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse,
+    TxnResponse,
 };
 
 /// What applying one request produced.
@@ -38,6 +39,10 @@ pub(crate) enum ApplyOutput {
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
     Compact(CompactionResponse),
+    LeaseGrant(LeaseGrantResponse),
+    LeaseRevoke(LeaseRevokeResponse),
+    /// Internal: nobody waits for a checkpoint's answer.
+    LeaseCheckpoint,
 }
 
 /// The answer a proposing client waits for.
@@ -55,6 +60,30 @@ pub(crate) enum CoreRequest {
     ReadIndex {
         reply: tokio::sync::oneshot::Sender<Result<(), ApiError>>,
     },
+    /// A lease keep-alive (leader only): the lease's granted TTL.
+    LeaseRenew {
+        id: i64,
+        reply: tokio::sync::oneshot::Sender<Result<i64, ApiError>>,
+    },
+    /// A lease's remaining and granted TTL and its keys.
+    LeaseTimeToLive {
+        id: i64,
+        reply: tokio::sync::oneshot::Sender<Result<LeaseInfo, ApiError>>,
+    },
+    /// Every lease id.
+    LeaseLeases {
+        reply: tokio::sync::oneshot::Sender<Vec<i64>>,
+    },
+}
+
+/// A lease as TimeToLive reports it.
+#[derive(Debug, Clone)]
+pub(crate) struct LeaseInfo {
+    /// Seconds left on the leader's clock.
+    pub(crate) remaining_ttl_secs: i64,
+    /// The granted TTL in seconds.
+    pub(crate) granted_ttl_secs: i64,
+    pub(crate) keys: Vec<bytes::Bytes>,
 }
 
 /// Bound of the edge -> core channel (requests waiting for the next turn).

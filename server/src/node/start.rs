@@ -102,7 +102,8 @@ pub(crate) fn start(config: &Config) -> anyhow::Result<RunningNode> {
     let wal_dir = config.wal_dir();
     create_private_dir(&wal_dir)?;
 
-    let applier = Applier::new(config.warning_apply_duration);
+    let election_timeout = Duration::from_millis(config.election_timeout_ms);
+    let applier = Applier::new(config.warning_apply_duration, election_timeout);
     let shared = Shared::new(
         identity.cluster_id,
         identity.member_id,
@@ -114,7 +115,6 @@ pub(crate) fn start(config: &Config) -> anyhow::Result<RunningNode> {
     let (watch_hub_task, watch_hub, hub_inbox) =
         WatchHub::new(shared.clone(), config.watch_progress_notify_interval);
     let (inbox_tx, inbox_rx) = flume::bounded(INBOX_CAPACITY);
-    let election_timeout = Duration::from_millis(config.election_timeout_ms);
     let handle = NodeHandle::new(
         inbox_tx,
         shared.clone(),
@@ -126,6 +126,8 @@ pub(crate) fn start(config: &Config) -> anyhow::Result<RunningNode> {
         tick_interval: Duration::from_millis(config.heartbeat_interval_ms),
         request_timeout: Duration::from_secs(5) + 2 * election_timeout,
         snapshot_count: config.snapshot_count.max(1),
+        election_ticks: u32::try_from(config.election_timeout_ms / config.heartbeat_interval_ms)
+            .unwrap_or(u32::MAX),
         fast_single_voter_election: config.initial_election_tick_advance,
         timer: match config.storage_io {
             StorageIo::Glommio => CoreTimer::Glommio,
