@@ -8,13 +8,18 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::api::{KvService, LeaseService, MaintenanceService, WatchService};
+use crate::api::{
+    ElectionService, KvService, LeaseService, LockService, MaintenanceService, WatchService,
+};
+use crate::concurrency::InternalClient;
 use crate::config::Config;
 use crate::node::{start, RunningNode};
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::proto::etcdserverpb::watch_server::WatchServer;
+use crate::proto::v3electionpb::election_server::ElectionServer;
+use crate::proto::v3lockpb::lock_server::LockServer;
 
 /// etcd's grpcOverheadBytes: gRPC accepts messages this much larger than
 /// --max-request-bytes, so that the request itself can be rejected with
@@ -100,6 +105,11 @@ fn router(config: &Config, node: &RunningNode) -> tonic::transport::server::Rout
     let lease = LeaseServer::new(LeaseService::new(node.handle.clone()))
         .max_decoding_message_size(max_decoding_bytes)
         .max_encoding_message_size(usize::MAX);
+    let internal = InternalClient::new(node.handle.clone(), node.watch_hub.clone());
+    let lock = LockServer::new(LockService::new(internal.clone()))
+        .max_decoding_message_size(max_decoding_bytes);
+    let election = ElectionServer::new(ElectionService::new(internal))
+        .max_decoding_message_size(max_decoding_bytes);
     tonic::transport::Server::builder()
         .max_concurrent_streams(Some(config.max_concurrent_streams))
         .http2_keepalive_interval(config.grpc_keepalive_interval)
@@ -109,6 +119,8 @@ fn router(config: &Config, node: &RunningNode) -> tonic::transport::server::Rout
         .add_service(maintenance)
         .add_service(watch)
         .add_service(lease)
+        .add_service(lock)
+        .add_service(election)
 }
 
 /// Binds every client URL before serving, so a taken port fails at startup.

@@ -67,6 +67,16 @@ pub enum ApiError {
     /// The store found corrupt data.
     #[error("etcdserver: corrupt cluster")]
     Corrupt,
+    /// Proclaim by a candidate that is not (any more) the leader
+    /// (clientv3/concurrency ErrElectionNotLeader; etcd sends it as Unknown).
+    #[error("election: not leader")]
+    ElectionNotLeader,
+    /// Leader of an election without candidates (ErrElectionNoLeader).
+    #[error("election: no leader")]
+    ElectionNoLeader,
+    /// Proclaim or Resign without a leader key (v3election ErrMissingLeaderKey).
+    #[error("\"leader\" field must be provided")]
+    MissingLeaderKey,
     /// A server fault; the text says what.
     #[error("{0}")]
     Internal(String),
@@ -95,6 +105,9 @@ impl ApiError {
             | ApiError::TimeoutWaitAppliedIndex => Code::Unavailable,
             ApiError::Corrupt => Code::DataLoss,
             ApiError::Internal(_) => Code::Internal,
+            ApiError::ElectionNotLeader
+            | ApiError::ElectionNoLeader
+            | ApiError::MissingLeaderKey => Code::Unknown,
         }
     }
 }

@@ -39,10 +39,14 @@ fn header(revision: i64) -> Option<ResponseHeader> {
 }
 
 impl Applier {
-    pub(crate) fn new(warning_apply_duration: Duration, election_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        warning_apply_duration: Duration,
+        election_timeout: Duration,
+        lease_checkpoint_interval: Duration,
+    ) -> Self {
         Applier {
             store: MvccStore::new(),
-            lessor: Lessor::new(election_timeout),
+            lessor: Lessor::new(election_timeout, lease_checkpoint_interval),
             events: Vec::new(),
             warning_apply_duration,
         }

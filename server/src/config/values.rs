@@ -94,6 +94,8 @@ pub struct Config {
     pub log_outputs: Vec<LogOutput>,
     /// `--experimental-warning-apply-duration`.
     pub warning_apply_duration: Duration,
+    /// `--experimental-lease-checkpoint-interval` (keel; etcd 3.5's name).
+    pub lease_checkpoint_interval: Duration,
     /// `--experimental-watch-progress-notify-interval`.
     pub watch_progress_notify_interval: Duration,
     /// keel's `--storage-io`.
@@ -242,6 +244,7 @@ impl Config {
             log_level: log_level(&v)?,
             log_outputs: log_outputs(&v)?,
             warning_apply_duration: v.duration("experimental-warning-apply-duration")?,
+            lease_checkpoint_interval: positive(&v, "experimental-lease-checkpoint-interval")?,
             watch_progress_notify_interval: positive(
                 &v,
                 "experimental-watch-progress-notify-interval",

@@ -13,8 +13,8 @@
 //!    through Raft, so the revoke itself is applied state again.
 //!
 //! Checkpoints (etcd's lease checkpointing, always on in keel) propose each
-//! lease's remaining TTL every `CHECKPOINT_INTERVAL`, so a new leader or a
-//! restarted member does not hand out a fresh full TTL.
+//! lease's remaining TTL every checkpoint interval (5 min by default), so a
+//! new leader or a restarted member does not hand out a fresh full TTL.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -25,8 +25,6 @@ use crate::api::errors::ApiError;
 
 /// etcd's lease.MaxLeaseTTL (seconds).
 pub(crate) const LEASE_TTL_SECS_MAX: i64 = 9_000_000_000;
-/// How often the leader records remaining TTLs (etcd's default interval).
-pub(crate) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// Most lease checkpoints in one proposal (etcd's maxLeaseCheckpointBatchSize).
 pub(crate) const CHECKPOINT_BATCH_MAX: usize = 1000;
 /// Most revokes proposed per second (etcd's leaseRevokeRate).
@@ -56,10 +54,11 @@ pub(crate) struct Lessor {
     revoking: HashMap<i64, Instant>,
     primary: bool,
     last_checkpoint: Option<Instant>,
+    checkpoint_interval: Duration,
 }
 
 impl Lessor {
-    pub(crate) fn new(election_timeout: Duration) -> Self {
+    pub(crate) fn new(election_timeout: Duration, checkpoint_interval: Duration) -> Self {
         let min_ttl = election_timeout.mul_f64(1.5);
         let min_ttl_secs = i64::try_from(min_ttl.as_secs() + u64::from(min_ttl.subsec_nanos() > 0))
             .unwrap_or(i64::MAX);
@@ -70,6 +69,7 @@ impl Lessor {
             revoking: HashMap::new(),
             primary: false,
             last_checkpoint: None,
+            checkpoint_interval,
         }
     }
 
@@ -228,7 +228,7 @@ impl Lessor {
         if !self.primary
             || self
                 .last_checkpoint
-                .is_some_and(|t| now.duration_since(t) < CHECKPOINT_INTERVAL)
+                .is_some_and(|t| now.duration_since(t) < self.checkpoint_interval)
         {
             return Vec::new();
         }
@@ -250,7 +250,7 @@ mod tests {
     use super::*;
 
     fn lessor() -> Lessor {
-        Lessor::new(Duration::from_millis(1000))
+        Lessor::new(Duration::from_millis(1000), Duration::from_secs(300))
     }
 
     // Guards etcd's minimum TTL: 1.5 x election timeout, rounded up (2 s for

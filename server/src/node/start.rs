@@ -103,7 +103,11 @@ pub(crate) fn start(config: &Config) -> anyhow::Result<RunningNode> {
     create_private_dir(&wal_dir)?;
 
     let election_timeout = Duration::from_millis(config.election_timeout_ms);
-    let applier = Applier::new(config.warning_apply_duration, election_timeout);
+    let applier = Applier::new(
+        config.warning_apply_duration,
+        election_timeout,
+        config.lease_checkpoint_interval,
+    );
     let shared = Shared::new(
         identity.cluster_id,
         identity.member_id,

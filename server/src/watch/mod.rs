@@ -18,8 +18,19 @@ mod filter;
 mod hub;
 mod stream;
 
-pub(crate) use hub::{EventBatch, HubInbox, WatchHub, WatchHubHandle};
+pub(crate) use filter::Selection;
+pub(crate) use hub::{EventBatch, HubInbox, Registration, WatchHub, WatchHubHandle};
 pub(crate) use stream::serve_stream;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static NEXT_STREAM_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A hub-wide unique id for a watch stream (a gRPC stream or an internal
+/// watch of the concurrency recipes).
+pub(crate) fn next_stream_id() -> u64 {
+    NEXT_STREAM_ID.fetch_add(1, Ordering::Relaxed)
+}
 
 /// Responses buffered per stream before its watchers fall back to catching
 /// up from history (etcd's chanBufLen).

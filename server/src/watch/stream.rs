@@ -3,7 +3,6 @@
 //! responses, fragmenting large ones for watchers that allow it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use keel_btree::KeyRange;
@@ -26,8 +25,6 @@ const INVALID_WATCH_ID: i64 = -1;
 /// Responses queued towards gRPC before the stream task waits for the client.
 const OUTPUT_BUFFER_RESPONSES: usize = 16;
 
-static NEXT_STREAM_ID: AtomicU64 = AtomicU64::new(1);
-
 /// Starts serving one Watch stream; returns the response stream for tonic.
 pub(crate) fn serve_stream(
     hub: WatchHubHandle,
@@ -36,7 +33,7 @@ pub(crate) fn serve_stream(
     max_request_bytes: usize,
 ) -> ReceiverStream<Result<WatchResponse, Status>> {
     let (output, receiver) = mpsc::channel(OUTPUT_BUFFER_RESPONSES);
-    let stream_id = NEXT_STREAM_ID.fetch_add(1, Ordering::Relaxed);
+    let stream_id = super::next_stream_id();
     let (events_tx, events_rx) = mpsc::channel(STREAM_BUFFER_RESPONSES);
     let state = StreamState {
         stream_id,
