@@ -54,6 +54,12 @@ enum Command {
     /// Benchmark Txn with puts.
     #[command(name = "txn-put")]
     TxnPut(workload::txn_put::TxnPutArgs),
+    /// Benchmark the time from a put to its watch event at many watchers.
+    #[command(name = "watch-latency")]
+    WatchLatency(workload::watch_latency::WatchLatencyArgs),
+    /// Benchmark lease keep-alive requests.
+    #[command(name = "lease-keepalive")]
+    LeaseKeepalive(workload::lease_keepalive::LeaseKeepaliveArgs),
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -82,6 +88,8 @@ fn main() -> anyhow::Result<()> {
             Command::Put(args) => workload::put::run(&cli.global, args).await,
             Command::Range(args) => workload::range::run(&cli.global, args).await,
             Command::TxnPut(args) => workload::txn_put::run(&cli.global, args).await,
+            Command::WatchLatency(args) => workload::watch_latency::run(&cli.global, args).await,
+            Command::LeaseKeepalive(args) => workload::lease_keepalive::run(&cli.global, args).await,
         }
     })?;
     if cli.global.json {

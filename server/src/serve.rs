@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::api::{
     ElectionService, KvService, LeaseService, LockService, MaintenanceService, WatchService,
@@ -54,9 +54,15 @@ async fn serve(config: &Config, node: &RunningNode) -> anyhow::Result<()> {
         let mut stop = stop_rx.clone();
         servers.push(tokio::spawn(async move {
             router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
+                // tonic applies tcp_nodelay only to listeners it binds itself;
+                // without it, small watch and keep-alive frames wait for
+                // delayed ACKs (Nagle): ~40 ms stalls at the tail.
+                .serve_with_incoming_shutdown(
+                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    },
+                )
                 .await
         }));
     }

@@ -1,8 +1,10 @@
 //! One module per subcommand.
 
+pub(crate) mod lease_keepalive;
 pub(crate) mod put;
 pub(crate) mod range;
 pub(crate) mod txn_put;
+pub(crate) mod watch_latency;
 
 use rand::Rng;
 
