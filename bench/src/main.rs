@@ -89,7 +89,9 @@ fn main() -> anyhow::Result<()> {
             Command::Range(args) => workload::range::run(&cli.global, args).await,
             Command::TxnPut(args) => workload::txn_put::run(&cli.global, args).await,
             Command::WatchLatency(args) => workload::watch_latency::run(&cli.global, args).await,
-            Command::LeaseKeepalive(args) => workload::lease_keepalive::run(&cli.global, args).await,
+            Command::LeaseKeepalive(args) => {
+                workload::lease_keepalive::run(&cli.global, args).await
+            }
         }
     })?;
     if cli.global.json {

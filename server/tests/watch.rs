@@ -244,12 +244,17 @@ async fn large_responses_are_fragmented_for_watchers_that_allow_it() {
     let (_w, mut stream) = c
         .watch(
             "f/",
-            Some(WatchOptions::new().with_prefix().with_fragment()),
+            Some(
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_fragment()
+                    .with_prev_key(),
+            ),
         )
         .await
         .expect("watch");
-    // One txn of 3 puts is one revision with 3 events (~3 KB) per txn; a
-    // delete of all is one response with many events.
+    // One txn of 3 puts is one revision with 3 events (~3 KB) per txn; the
+    // delete of all 12 is one revision whose events carry 1 KB prev values.
     for chunk in 0..4 {
         let ops: Vec<_> = (chunk * 3..chunk * 3 + 3).map(txn_put).collect();
         c.txn(etcd_client::Txn::new().and_then(ops))

@@ -23,13 +23,23 @@ pub(crate) async fn run(global: &Global, args: LeaseKeepaliveArgs) -> anyhow::Re
     let mut sessions = Vec::new();
     for c in 0..global.clients.max(1) {
         let mut lease = LeaseClient::new(channels[c % channels.len()].clone());
-        let id = lease.lease_grant(LeaseGrantRequest { ttl: 600, id: 0 }).await?.into_inner().id;
+        let id = lease
+            .lease_grant(LeaseGrantRequest { ttl: 600, id: 0 })
+            .await?
+            .into_inner()
+            .id;
         let (tx, rx) = mpsc::channel(1);
         // grpc-go (etcd) sends a stream's response headers only with its
         // first message: send one keep-alive before awaiting the call.
         tx.send(LeaseKeepAliveRequest { id }).await?;
-        let mut responses = lease.lease_keep_alive(ReceiverStream::new(rx)).await?.into_inner();
-        anyhow::ensure!(responses.message().await?.is_some_and(|r| r.ttl > 0), "lease {id:x} not kept alive");
+        let mut responses = lease
+            .lease_keep_alive(ReceiverStream::new(rx))
+            .await?
+            .into_inner();
+        anyhow::ensure!(
+            responses.message().await?.is_some_and(|r| r.ttl > 0),
+            "lease {id:x} not kept alive"
+        );
         sessions.push(tokio::sync::Mutex::new((id, tx, responses)));
     }
     let sessions = std::sync::Arc::new(sessions);

@@ -58,15 +58,28 @@ pub(crate) async fn run(global: &Global, args: WatchLatencyArgs) -> anyhow::Resu
         created_total += watchers;
         let (req_tx, req_rx) = mpsc::channel(watchers + 1);
         for _ in 0..watchers {
-            let create = WatchCreateRequest { key: KEY.into(), ..Default::default() };
-            req_tx.send(WatchRequest { request_union: Some(RequestUnion::CreateRequest(create)) }).await?;
+            let create = WatchCreateRequest {
+                key: KEY.into(),
+                ..Default::default()
+            };
+            req_tx
+                .send(WatchRequest {
+                    request_union: Some(RequestUnion::CreateRequest(create)),
+                })
+                .await?;
         }
         let mut client = WatchClient::new(channels[s % channels.len()].clone());
-        let mut responses = client.watch(ReceiverStream::new(req_rx)).await?.into_inner();
+        let mut responses = client
+            .watch(ReceiverStream::new(req_rx))
+            .await?
+            .into_inner();
         // Wait for every created response before any put.
         let mut created = 0;
         while created < watchers {
-            let resp = responses.message().await?.ok_or_else(|| anyhow::anyhow!("watch stream closed"))?;
+            let resp = responses
+                .message()
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("watch stream closed"))?;
             created += usize::from(resp.created);
         }
         let sent = sent.clone();
@@ -77,7 +90,9 @@ pub(crate) async fn run(global: &Global, args: WatchLatencyArgs) -> anyhow::Resu
             let mut recorder = Recorder::new(started);
             let mut received = 0u64;
             while received < events_wanted {
-                let Ok(Some(resp)) = responses.message().await else { break };
+                let Ok(Some(resp)) = responses.message().await else {
+                    break;
+                };
                 let now = Instant::now();
                 for event in resp.events {
                     let number = event.kv.as_ref().and_then(|kv| kv.value.get(..8)).map(|b| {
@@ -106,7 +121,12 @@ pub(crate) async fn run(global: &Global, args: WatchLatencyArgs) -> anyhow::Resu
         let mut value = vec![0u8; args.val_size.max(8)];
         value[..8].copy_from_slice(&number.to_be_bytes());
         sent.lock().expect("lock").insert(number, Instant::now());
-        kv.put(PutRequest { key: KEY.into(), value: value.into(), ..Default::default() }).await?;
+        kv.put(PutRequest {
+            key: KEY.into(),
+            value: value.into(),
+            ..Default::default()
+        })
+        .await?;
     }
     let mut recorders = Vec::new();
     let wait = tokio::time::timeout(Duration::from_secs(60), async {
@@ -117,6 +137,9 @@ pub(crate) async fn run(global: &Global, args: WatchLatencyArgs) -> anyhow::Resu
     if wait.await.is_err() {
         anyhow::bail!("watchers did not receive all {expected_events} events within 60 s");
     }
-    anyhow::ensure!(created_total == args.watchers, "created {created_total} watchers");
+    anyhow::ensure!(
+        created_total == args.watchers,
+        "created {created_total} watchers"
+    );
     Ok(Report::merge(started.elapsed(), recorders))
 }

@@ -159,7 +159,7 @@ impl Election {
                             for event in wr.events {
                                 if event.r#type == EventType::Put as i32 {
                                     if let Some(kv) = event.kv {
-                                        let mut header = wr.header.clone();
+                                        let mut header = wr.header;
                                         if let Some(h) = header.as_mut() {
                                             h.revision = kv.mod_revision;
                                         }
@@ -172,7 +172,7 @@ impl Election {
                         found.expect("loop ends only when found")
                     }
                 };
-                yield (header.clone(), kv.clone());
+                yield (header, kv.clone());
                 let next = header.as_ref().map_or(0, |h| h.revision) + 1;
                 let mut watching = self.client.watch(KeyRange::Key(kv.key.clone()), next);
                 'leader: loop {
@@ -182,7 +182,7 @@ impl Election {
                             break 'leader;
                         }
                         if let Some(kv) = event.kv {
-                            yield (wr.header.clone(), kv);
+                            yield (wr.header, kv);
                         }
                     }
                 }

@@ -285,6 +285,8 @@ mod tests {
             "7 is being revoked"
         );
         assert_eq!(l.renew(7, t0 + secs(12)), Err(ApiError::LeaseNotFound));
+        // Applying the revoke ends lease 7 for good.
+        l.revoke(7).expect("apply the revoke");
         assert_eq!(l.take_expired(t0 + secs(16), 10), vec![8]);
     }
 

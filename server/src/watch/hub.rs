@@ -436,7 +436,7 @@ impl WatchHub {
                 continue;
             }
             let response = WatchResponse {
-                header: header.clone(),
+                header,
                 watch_id: key.1,
                 ..Default::default()
             };

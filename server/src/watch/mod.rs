@@ -11,6 +11,7 @@
 //!    that end on revision boundaries, until they are synced again;
 //! 3. a watcher whose `next_rev` is below the compacted revision is cancelled
 //!    with `compact_revision` set, as etcd does.
+//!
 //! Events therefore reach each watcher in revision order, each exactly once,
 //! and memory stays bounded: a slow watcher costs one `next_rev`, not a queue.
 
