@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/v3lockpb/v3lock.proto",
         "proto/v3electionpb/v3election.proto",
         "proto/keelpb/internal.proto",
+        "proto/keelpb/peer.proto",
     ];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -63,17 +63,25 @@ impl<S: LogStorage> RawNode<S> {
     /// persist, then as committed entries that the server applies with
     /// [`RawNode::apply_conf_change`] (idempotent here: the membership is already set).
     pub fn bootstrap(&mut self, peers: &[NodeId]) -> Result<(), RaftError> {
-        if peers.is_empty() {
+        let changes: Vec<ConfChange> = peers
+            .iter()
+            .map(|&id| ConfChange::new(ConfChangeKind::AddNode, id))
+            .collect();
+        self.bootstrap_with(&changes)
+    }
+
+    /// As [`RawNode::bootstrap`], with the application's own conf changes
+    /// (etcd puts each member's attributes in the context): one entry per
+    /// change at term 1, committed, in the given order.
+    pub fn bootstrap_with(&mut self, changes: &[ConfChange]) -> Result<(), RaftError> {
+        if changes.is_empty() {
             return Err(RaftError::NoPeers);
         }
         let last_index = self.raft.log.last_index();
         if last_index != LogIndex(0) || !self.raft.hard_state().is_empty() {
             return Err(RaftError::NotEmpty { last_index });
         }
-        let changes: Vec<ConfChange> = peers
-            .iter()
-            .map(|&id| ConfChange::new(ConfChangeKind::AddNode, id))
-            .collect();
+        let changes = changes.to_vec();
         for cc in &changes {
             if cc.node_id == NodeId(0) {
                 return Err(RaftError::ConfChangeInvalid {

@@ -1,3 +1,5 @@
 //! placeholder
 /// x
-pub fn hello() -> u32 { 1 }
+pub fn hello() -> u32 {
+    1
+}

@@ -31,6 +31,7 @@ mod mvcc;
 mod node;
 pub mod proto;
 mod serve;
+mod transport;
 mod watch;
 
 pub use serve::run;

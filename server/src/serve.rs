@@ -1,4 +1,5 @@
-//! Runs a member: starts the node, serves the client API on every
+//! Runs a member: starts the node, serves the peer service on every
+//! --listen-peer-urls address and the client API on every
 //! --listen-client-urls address, stops cleanly on SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
@@ -6,27 +7,33 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::{Router, TcpIncoming};
 
 use crate::api::{
-    ElectionService, KvService, LeaseService, LockService, MaintenanceService, WatchService,
+    ClusterOps, ClusterService, ElectionService, KvService, LeaseService, LockService,
+    MaintenanceService, WatchService,
 };
 use crate::concurrency::InternalClient;
 use crate::config::Config;
 use crate::node::{start, RunningNode};
+use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::proto::etcdserverpb::watch_server::WatchServer;
+use crate::proto::keelpb::peer_server::PeerServer;
 use crate::proto::v3electionpb::election_server::ElectionServer;
 use crate::proto::v3lockpb::lock_server::LockServer;
+use crate::transport::PeerService;
 
 /// etcd's grpcOverheadBytes: gRPC accepts messages this much larger than
 /// --max-request-bytes, so that the request itself can be rejected with
 /// etcd's "request is too large" instead of a transport error.
 const GRPC_OVERHEAD_BYTES: u64 = 512 * 1024;
-/// How long a stop waits for open client connections to finish.
+/// How long a stop waits for open connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Largest peer message (Raft appends of up to 1 MiB, snapshots more).
+const PEER_MESSAGE_BYTES_MAX: usize = 256 << 20;
 
 /// Runs the member described by `config` until SIGINT/SIGTERM.
 pub fn run(config: Config) -> anyhow::Result<()> {
@@ -35,7 +42,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the edge runtime")?;
-    let node = start(&config)?;
+    let node = runtime.block_on(start(&config))?;
     let served = runtime.block_on(serve(&config, &node));
     drop(runtime);
     let stopped = node.join();
@@ -43,28 +50,39 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 }
 
 async fn serve(config: &Config, node: &RunningNode) -> anyhow::Result<()> {
-    let listeners = bind_all(config).await?;
+    let client_listeners = bind_all("listen-client-urls", &config.listen_client_urls).await?;
+    let peer_listeners = bind_all("listen-peer-urls", &config.listen_peer_urls).await?;
     node.spawn_watch_hub();
-    node.ready().await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let cluster = ClusterOps::new(
+        node.handle.clone(),
+        node.transport.clone(),
+        config.strict_reconfig_check,
+    );
+    // Peers first: this member cannot become ready without its peers.
     let mut servers = Vec::new();
-    for (url, listener) in listeners {
+    for (url, listener) in peer_listeners {
+        tracing::info!(address = %url, "serving peer requests");
+        let peer = PeerServer::new(PeerService::new(
+            node.handle.clone(),
+            node.transport.clone(),
+            cluster.clone(),
+        ))
+        .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
+        let router = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(peer);
+        servers.push(spawn_server(router, listener, stop_rx.clone()));
+    }
+    node.ready().await?;
+    for (url, listener) in client_listeners {
         tracing::info!(address = %url, "serving client requests");
-        let router = router(config, node);
-        let mut stop = stop_rx.clone();
-        servers.push(tokio::spawn(async move {
-            router
-                // tonic applies tcp_nodelay only to listeners it binds itself;
-                // without it, small watch and keep-alive frames wait for
-                // delayed ACKs (Nagle): ~40 ms stalls at the tail.
-                .serve_with_incoming_shutdown(
-                    TcpIncoming::from(listener).with_nodelay(Some(true)),
-                    async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    },
-                )
-                .await
-        }));
+        servers.push(spawn_server(
+            client_router(config, node, cluster.clone()),
+            listener,
+            stop_rx.clone(),
+        ));
     }
     tracing::info!("ready to serve client requests");
     let outcome = wait_for_stop(node).await;
@@ -89,7 +107,27 @@ async fn serve(config: &Config, node: &RunningNode) -> anyhow::Result<()> {
     outcome
 }
 
-fn router(config: &Config, node: &RunningNode) -> tonic::transport::server::Router {
+fn spawn_server(
+    router: Router,
+    listener: TcpListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Result<(), tonic::transport::Error>> {
+    tokio::spawn(async move {
+        router
+            // tonic applies tcp_nodelay only to listeners it binds itself;
+            // without it, small frames wait for delayed ACKs (Nagle): ~40 ms
+            // stalls at the tail.
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )
+            .await
+    })
+}
+
+fn client_router(config: &Config, node: &RunningNode, cluster: ClusterOps) -> Router {
     let max_decoding_bytes =
         usize::try_from(config.max_request_bytes + GRPC_OVERHEAD_BYTES).unwrap_or(usize::MAX);
     let kv = KvServer::new(KvService::new(node.handle.clone(), config.max_txn_ops))
@@ -108,9 +146,14 @@ fn router(config: &Config, node: &RunningNode) -> tonic::transport::server::Rout
     ))
     .max_decoding_message_size(max_decoding_bytes)
     .max_encoding_message_size(usize::MAX);
-    let lease = LeaseServer::new(LeaseService::new(node.handle.clone()))
-        .max_decoding_message_size(max_decoding_bytes)
-        .max_encoding_message_size(usize::MAX);
+    let lease = LeaseServer::new(LeaseService::new(
+        node.handle.clone(),
+        node.transport.clone(),
+    ))
+    .max_decoding_message_size(max_decoding_bytes)
+    .max_encoding_message_size(usize::MAX);
+    let cluster = ClusterServer::new(ClusterService::new(cluster))
+        .max_decoding_message_size(max_decoding_bytes);
     let internal = InternalClient::new(node.handle.clone(), node.watch_hub.clone());
     let lock = LockServer::new(LockService::new(internal.clone()))
         .max_decoding_message_size(max_decoding_bytes);
@@ -120,23 +163,23 @@ fn router(config: &Config, node: &RunningNode) -> tonic::transport::server::Rout
         .max_concurrent_streams(Some(config.max_concurrent_streams))
         .http2_keepalive_interval(config.grpc_keepalive_interval)
         .http2_keepalive_timeout(config.grpc_keepalive_timeout)
-        .tcp_nodelay(true)
         .add_service(kv)
         .add_service(maintenance)
         .add_service(watch)
         .add_service(lease)
+        .add_service(cluster)
         .add_service(lock)
         .add_service(election)
 }
 
-/// Binds every client URL before serving, so a taken port fails at startup.
-async fn bind_all(config: &Config) -> anyhow::Result<Vec<(String, TcpListener)>> {
+/// Binds every URL before serving, so a taken port fails at startup.
+async fn bind_all(flag: &str, urls: &[url::Url]) -> anyhow::Result<Vec<(String, TcpListener)>> {
     let mut listeners = Vec::new();
-    for url in &config.listen_client_urls {
+    for url in urls {
         let addr = socket_addr(url)?;
         let listener = TcpListener::bind(addr)
             .await
-            .with_context(|| format!("listen tcp {addr} (--listen-client-urls {url})"))?;
+            .with_context(|| format!("listen tcp {addr} (--{flag} {url})"))?;
         listeners.push((crate::cluster::url_text(url), listener));
     }
     Ok(listeners)

@@ -1,1 +1,3 @@
-fn main() { println!("{}", keel_raft::sim::hello()); }
+fn main() {
+    println!("{}", keel_raft::sim::hello());
+}

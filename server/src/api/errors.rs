@@ -67,6 +67,42 @@ pub enum ApiError {
     /// The store found corrupt data.
     #[error("etcdserver: corrupt cluster")]
     Corrupt,
+    /// A member id that is not (any more) in the cluster.
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    /// MemberAdd with an id that exists.
+    #[error("etcdserver: member ID already exist")]
+    MemberExist,
+    /// MemberAdd/Update with peer URLs another member has.
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExist,
+    /// MemberAdd/Update with malformed peer URLs.
+    #[error("etcdserver: given member URLs are invalid")]
+    MemberBadUrls,
+    /// MemberPromote of a voter.
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    /// MemberPromote of a learner that is behind the leader.
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    /// MemberAdd of a second learner (etcd 3.4 allows one).
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    /// A reconfiguration that would leave too few started voters.
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    MemberNotEnoughStarted,
+    /// A leader-only request on a follower.
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    /// MoveLeader to a member that cannot lead.
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
+    /// MoveLeader that did not complete in time (etcd sends it as Unknown).
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    TimeoutLeaderTransfer,
+    /// The cluster is not healthy enough for the request.
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
     /// Proclaim by a candidate that is not (any more) the leader
     /// (clientv3/concurrency ErrElectionNotLeader; etcd sends it as Unknown).
     #[error("election: not leader")]
@@ -105,6 +141,18 @@ impl ApiError {
             | ApiError::TimeoutWaitAppliedIndex => Code::Unavailable,
             ApiError::Corrupt => Code::DataLoss,
             ApiError::Internal(_) => Code::Internal,
+            ApiError::MemberNotFound => Code::NotFound,
+            ApiError::MemberExist
+            | ApiError::PeerUrlExist
+            | ApiError::MemberNotLearner
+            | ApiError::LearnerNotReady
+            | ApiError::TooManyLearners
+            | ApiError::MemberNotEnoughStarted
+            | ApiError::NotLeader
+            | ApiError::BadLeaderTransferee => Code::FailedPrecondition,
+            ApiError::MemberBadUrls => Code::InvalidArgument,
+            ApiError::Unhealthy => Code::Unavailable,
+            ApiError::TimeoutLeaderTransfer => Code::Unknown,
             ApiError::ElectionNotLeader
             | ApiError::ElectionNoLeader
             | ApiError::MissingLeaderKey => Code::Unknown,

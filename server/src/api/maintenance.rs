@@ -95,12 +95,16 @@ impl Maintenance for MaintenanceService {
         Err(not_yet("Snapshot"))
     }
 
+    /// etcd's MoveLeader: leader only; returns once the target leads.
     async fn move_leader(
         &self,
-        _: Request<MoveLeaderRequest>,
+        request: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(not_yet(
-            "MoveLeader (it arrives with multi-member clusters)",
-        ))
+        self.node
+            .transfer_leader(request.into_inner().target_id)
+            .await?;
+        let mut resp = MoveLeaderResponse { header: None };
+        self.node.fill_header(&mut resp.header);
+        Ok(Response::new(resp))
     }
 }

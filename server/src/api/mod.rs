@@ -1,6 +1,7 @@
 //! The tonic services of etcd's v3 API that keel serves, and the one table of
 //! etcd's errors.
 
+mod cluster;
 mod election;
 pub mod errors;
 mod kv;
@@ -9,6 +10,7 @@ mod lock;
 mod maintenance;
 mod watch;
 
+pub(crate) use cluster::{ClusterOps, ClusterService};
 pub(crate) use election::ElectionService;
 pub(crate) use kv::KvService;
 pub(crate) use lease::LeaseService;

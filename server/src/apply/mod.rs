@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use keel_btree::{Event, MvccStore, ReadView};
 
 use crate::api::errors::ApiError;
+use crate::cluster::Members;
 use crate::lease::Lessor;
 use crate::mvcc::{self, Writer};
 use crate::node::{ApplyOutput, ApplyResult};
@@ -24,6 +25,9 @@ use crate::proto::keelpb::internal_request::Request;
 pub(crate) struct Applier {
     store: MvccStore,
     lessor: Lessor,
+    members: Members,
+    /// Bumped on every change of `members` (the core republishes on change).
+    members_version: u64,
     /// Events of the requests applied since the last `take_events`.
     events: Vec<Event>,
     /// Requests slower than this are logged (etcd's
@@ -47,6 +51,8 @@ impl Applier {
         Applier {
             store: MvccStore::new(),
             lessor: Lessor::new(election_timeout, lease_checkpoint_interval),
+            members: Members::default(),
+            members_version: 0,
             events: Vec::new(),
             warning_apply_duration,
         }
@@ -75,6 +81,20 @@ impl Applier {
         &mut self.lessor
     }
 
+    pub(crate) fn members(&self) -> &Members {
+        &self.members
+    }
+
+    /// For conf changes (applied by the core, which also tells Raft).
+    pub(crate) fn members_mut(&mut self) -> &mut Members {
+        self.members_version += 1;
+        &mut self.members
+    }
+
+    pub(crate) fn members_version(&self) -> u64 {
+        self.members_version
+    }
+
     /// Applies one request.
     pub(crate) fn apply(&mut self, request: &Request) -> ApplyResult {
         let started = Instant::now();
@@ -97,6 +117,16 @@ impl Applier {
             Request::LeaseGrant(grant) => return self.lease_grant(grant),
             Request::LeaseRevoke(revoke) => return self.lease_revoke(revoke),
             Request::LeaseCheckpoint(checkpoint) => return self.lease_checkpoint(checkpoint),
+            Request::MemberAttributes(attributes) => {
+                self.members_mut().apply_attributes(attributes);
+                return Ok(ApplyOutput::Members(self.members.list()));
+            }
+            Request::MemberPeerUrls(update) => {
+                if !self.members_mut().apply_peer_urls(update) {
+                    return Err(ApiError::MemberNotFound);
+                }
+                return Ok(ApplyOutput::Members(self.members.list()));
+            }
             Request::Put(_) | Request::DeleteRange(_) | Request::Txn(_) => {}
         }
         let lessor = &mut self.lessor;
@@ -195,5 +225,7 @@ fn request_name(request: &Request) -> &'static str {
         Request::LeaseGrant(_) => "lease_grant",
         Request::LeaseRevoke(_) => "lease_revoke",
         Request::LeaseCheckpoint(_) => "lease_checkpoint",
+        Request::MemberAttributes(_) => "member_attributes",
+        Request::MemberPeerUrls(_) => "member_peer_urls",
     }
 }

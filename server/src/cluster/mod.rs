@@ -3,8 +3,10 @@
 //! (etcdserver/api/membership/member.go `newMember`, cluster.go `genID`).
 
 mod identity;
+mod members;
 
 pub(crate) use identity::Identity;
+pub(crate) use members::{decode_context, encode_context, MemberChange, Members};
 
 use sha1::{Digest, Sha1};
 use url::Url;

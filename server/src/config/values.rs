@@ -86,6 +86,8 @@ pub struct Config {
     pub grpc_keepalive_timeout: Option<Duration>,
     /// `--pre-vote`.
     pub pre_vote: bool,
+    /// `--strict-reconfig-check`.
+    pub strict_reconfig_check: bool,
     /// `--unsafe-no-fsync`.
     pub unsafe_no_fsync: bool,
     /// `--log-level` (or `debug` when `--debug`).
@@ -240,6 +242,7 @@ impl Config {
             grpc_keepalive_timeout: Some(v.duration("grpc-keepalive-timeout")?)
                 .filter(|d| !d.is_zero()),
             pre_vote: v.bool("pre-vote")?,
+            strict_reconfig_check: v.bool("strict-reconfig-check")?,
             unsafe_no_fsync: v.bool("unsafe-no-fsync")?,
             log_level: log_level(&v)?,
             log_outputs: log_outputs(&v)?,

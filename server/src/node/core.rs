@@ -12,23 +12,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use keel_raft::{
-    ConfChange, Entry, EntryKind, LogIndex, LogStorage, MemStorage, NodeId, RawNode, Ready,
-};
+use keel_raft::{Entry, EntryKind, LogIndex, LogStorage, MemStorage, NodeId, RawNode, Ready};
 use prost::Message;
 
 use super::log::{to_wal_entry, to_wal_state, WalBackend};
 use super::proposals::Proposals;
 use super::reads::ReadIndexBatches;
-use super::{ApplyResult, CoreRequest, LeaseInfo, Published, Shared};
+use super::{ApplyResult, CoreRequest, Published, Shared};
 use crate::api::errors::ApiError;
 use crate::apply::Applier;
-use crate::lease::{CHECKPOINT_BATCH_MAX, REVOKES_PER_SEC_MAX};
-use crate::proto::etcdserverpb::{LeaseCheckpoint, LeaseCheckpointRequest, LeaseRevokeRequest};
 use crate::proto::keelpb::internal_request::Request;
-use crate::proto::keelpb::InternalRequest;
-use crate::proto::keelpb::RequestHeader;
+use crate::proto::keelpb::{InternalRequest, RequestHeader};
+use crate::transport::Transport;
 use crate::watch::{EventBatch, WatchHubHandle};
+
+use super::core_cluster::ClusterState;
 
 /// Most requests taken from the inbox in one turn (bounds one Raft batch).
 const TURN_REQUESTS_MAX: usize = super::INBOX_CAPACITY;
@@ -60,6 +58,8 @@ pub(crate) enum CoreError {
     Wal(#[from] keel_wal::WalError),
     #[error("raft log storage rejected persisted entries: {0}")]
     Storage(#[from] keel_raft::StorageError),
+    #[error("the member has been permanently removed from the cluster")]
+    Removed,
 }
 
 /// Numbers the core needs from the configuration.
@@ -70,9 +70,9 @@ pub(crate) struct CoreSettings {
     pub(crate) snapshot_count: u64,
     /// Election timeout in ticks (lease promotion extends by it).
     pub(crate) election_ticks: u32,
-    /// Campaign at once when this member is the only voter
-    /// (--initial-election-tick-advance).
-    pub(crate) fast_single_voter_election: bool,
+    /// --initial-election-tick-advance: campaign at once when this member is
+    /// the only voter, else skip all but one tick of the first election timeout.
+    pub(crate) initial_election_tick_advance: bool,
     pub(crate) timer: CoreTimer,
 }
 
@@ -89,7 +89,12 @@ pub(crate) struct Core {
     pub(crate) applied_index: u64,
     pub(crate) leader_id: u64,
     pub(crate) voters: Vec<NodeId>,
+    pub(crate) learners: Vec<NodeId>,
     pub(crate) campaigned: bool,
+    pub(crate) transport: Transport,
+    pub(crate) cluster: ClusterState,
+    /// This member was removed from the cluster: the core stops.
+    pub(crate) removed: bool,
     /// The newest hard state not yet written to the WAL (commit-only changes
     /// wait for the next batch of entries).
     pub(crate) unsaved_state: Option<keel_raft::HardState>,
@@ -126,14 +131,19 @@ impl Core {
             if now >= next_tick {
                 self.raw.tick();
                 self.tick_leases();
+                self.tick_cluster(now);
                 self.proposals.expire(now);
                 self.reads.expire(now);
                 next_tick = now + self.settings.tick_interval;
             }
             self.propose_parked();
+            self.propose_parked_conf_changes();
             self.start_read_round();
             if let Err(e) = self.drain_readies().await {
                 break Err(e);
+            }
+            if self.removed {
+                break Err(CoreError::Removed);
             }
             self.maybe_campaign();
         };
@@ -185,44 +195,29 @@ impl Core {
                 let _ = reply.send(self.lease_renew(id));
             }
             CoreRequest::LeaseTimeToLive { id, reply } => {
-                let lessor = self.applier.lessor();
-                let info = match (lessor.get(id), lessor.remaining_secs(id, Instant::now())) {
-                    (Some(lease), Some(remaining)) => Ok(LeaseInfo {
-                        remaining_ttl_secs: remaining,
-                        granted_ttl_secs: lease.ttl_secs,
-                        keys: self.applier.lease_keys(id),
-                    }),
-                    _ => Err(ApiError::LeaseNotFound),
-                };
-                let _ = reply.send(info);
+                let _ = reply.send(self.lease_time_to_live(id));
             }
             CoreRequest::LeaseLeases { reply } => {
                 let _ = reply.send(self.applier.lessor().ids());
             }
+            CoreRequest::Step { messages } => self.step(messages),
+            CoreRequest::Unreachable { id } => self.raw.report_unreachable(NodeId(id)),
+            CoreRequest::ProposeConfChange { id, change, reply } => {
+                self.propose_conf_change(id, change, reply, deadline)
+            }
+            CoreRequest::TransferLeader { target, reply } => {
+                self.transfer_leader(target, reply, deadline)
+            }
+            CoreRequest::RaftStatus { reply } => {
+                let _ = reply.send(self.raw.status());
+            }
         }
     }
 
-    /// A keep-alive: only the leader's clock counts (etcd forwards renewals to
-    /// the leader; a member that is not leader answers "no leader").
-    fn lease_renew(&mut self, id: i64) -> Result<i64, ApiError> {
-        if !self.applier.lessor().is_primary() {
-            return Err(ApiError::NoLeader);
-        }
-        let (ttl, clear_checkpoint) = self.applier.lessor_mut().renew(id, Instant::now())?;
-        if clear_checkpoint {
-            self.propose_internal(Request::LeaseCheckpoint(LeaseCheckpointRequest {
-                checkpoints: vec![LeaseCheckpoint {
-                    id,
-                    remaining_ttl: 0,
-                }],
-            }));
-        }
-        Ok(ttl)
-    }
-
-    /// Proposes a request nobody waits for (lease revokes and checkpoints).
-    /// If there is no leader it is dropped: the next tick proposes again.
-    fn propose_internal(&mut self, request: Request) {
+    /// Proposes a request nobody waits for (lease revokes and checkpoints,
+    /// member attributes). If there is no leader it is dropped: the caller
+    /// proposes again on a later tick.
+    pub(super) fn propose_internal(&mut self, request: Request) {
         let data = InternalRequest {
             header: Some(RequestHeader {
                 id: 0,
@@ -233,32 +228,6 @@ impl Core {
         .encode_to_vec();
         if let Err(e) = self.raw.propose(Bytes::from(data)) {
             tracing::debug!(error = %e, "internal proposal dropped");
-        }
-    }
-
-    /// The leader's lease clock: revoke what expired (rate-limited, as
-    /// etcd's leaseRevokeRate), record remaining TTLs when a checkpoint is due.
-    fn tick_leases(&mut self) {
-        let now = Instant::now();
-        let per_tick = (REVOKES_PER_SEC_MAX as u128 * self.settings.tick_interval.as_millis()
-            / 1000)
-            .max(1) as usize;
-        for id in self.applier.lessor_mut().take_expired(now, per_tick) {
-            tracing::info!(lease = format!("{id:x}"), "lease expired; revoking");
-            self.propose_internal(Request::LeaseRevoke(LeaseRevokeRequest { id }));
-        }
-        let due = self.applier.lessor_mut().due_checkpoints(now);
-        for batch in due.chunks(CHECKPOINT_BATCH_MAX) {
-            let checkpoints = batch
-                .iter()
-                .map(|(id, remaining)| LeaseCheckpoint {
-                    id: *id,
-                    remaining_ttl: *remaining,
-                })
-                .collect();
-            self.propose_internal(Request::LeaseCheckpoint(LeaseCheckpointRequest {
-                checkpoints,
-            }));
         }
     }
 
@@ -285,17 +254,23 @@ impl Core {
         }
     }
 
-    /// The only voter need not wait an election timeout to lead.
+    /// etcd's initial election tick advance: the only voter need not wait
+    /// an election timeout to lead; in a larger cluster all but one tick of
+    /// the first timeout are skipped.
     fn maybe_campaign(&mut self) {
         let me = NodeId(self.settings.member_id);
-        if self.settings.fast_single_voter_election
-            && !self.campaigned
-            && self.leader_id == 0
-            && self.voters == [me]
-        {
+        if !self.settings.initial_election_tick_advance || self.campaigned || self.leader_id != 0 {
+            return;
+        }
+        if self.voters == [me] {
             self.campaigned = true;
             if let Err(e) = self.raw.campaign() {
                 tracing::warn!(error = %e, "campaign failed");
+            }
+        } else if self.voters.contains(&me) {
+            self.campaigned = true;
+            for _ in 1..self.settings.election_ticks {
+                self.raw.tick();
             }
         }
     }
@@ -323,8 +298,11 @@ impl Core {
                 tracing::info!(leader = format!("{leader:x}"), role = ?soft.role, "raft leader changed");
             }
             self.leader_id = leader;
+            self.on_leader_known();
         }
-        self.drop_messages(&ready.messages);
+        // A leader may send before its own fsync; it counts itself in the
+        // quorum only once this Ready is persisted (on_persisted below).
+        self.transport.send(&ready.messages);
         if let Some(hard_state) = &ready.hard_state {
             self.unsaved_state = Some(*hard_state);
         }
@@ -347,7 +325,7 @@ impl Core {
             self.raw.storage_mut().set_hard_state(*hard_state);
         }
         self.raw.on_persisted(ready.number);
-        self.drop_messages(&ready.persisted_messages);
+        self.transport.send(&ready.persisted_messages);
         for read_state in &ready.read_states {
             if let Ok(ctx) = <[u8; 8]>::try_from(read_state.request_ctx.as_ref()) {
                 self.reads
@@ -364,13 +342,6 @@ impl Core {
         Ok(())
     }
 
-    /// A single-member cluster sends nothing; peer transport is a later step.
-    fn drop_messages(&self, messages: &[keel_raft::Message]) {
-        for m in messages {
-            tracing::debug!(to = m.to.0, kind = ?m.kind, "no peer transport: raft message dropped");
-        }
-    }
-
     fn apply(&mut self, entries: Vec<Entry>) {
         let mut answers: Vec<(u64, ApplyResult)> = Vec::new();
         let mut last = self.applied_index;
@@ -378,7 +349,7 @@ impl Core {
         for entry in &entries {
             match entry.kind {
                 EntryKind::Normal => self.apply_normal(entry, &mut answers),
-                EntryKind::ConfChange => self.apply_conf_change(entry),
+                EntryKind::ConfChange => self.apply_conf_change(entry, &mut answers),
             }
             last = entry.index.0;
         }
@@ -388,6 +359,7 @@ impl Core {
             view: self.applier.read_view(),
             applied_index: last,
         });
+        self.publish_members_if_changed();
         let events = self.applier.take_events();
         if !events.is_empty() {
             self.watch_hub.publish(EventBatch {
@@ -424,24 +396,14 @@ impl Core {
         }
     }
 
-    fn apply_conf_change(&mut self, entry: &Entry) {
-        match ConfChange::decode(&entry.data) {
-            Ok(change) => match self.raw.apply_conf_change(&change) {
-                Ok(conf_state) => {
-                    tracing::info!(voters = ?conf_state.voters, "membership applied");
-                    self.voters = conf_state.voters;
-                }
-                Err(e) => {
-                    tracing::error!(index = entry.index.0, error = %e, "conf change rejected")
-                }
-            },
-            Err(e) => tracing::error!(index = entry.index.0, error = %e, "undecodable conf change"),
-        }
-    }
-
     /// Keeps Raft's in-memory log bounded: every --snapshot-count applied
     /// entries, drop all but the last CATCH_UP_ENTRIES (they stay in the WAL).
     fn compact_raft_log(&mut self) {
+        // A lagging or new member needs the log or a snapshot; until members
+        // can be sent a store snapshot, a multi-member log is kept whole.
+        if self.voters.len() + self.learners.len() > 1 {
+            return;
+        }
         let storage = self.raw.storage_mut();
         let Ok(first) = storage.first_index() else {
             return;
@@ -465,5 +427,7 @@ impl Core {
         };
         self.proposals.fail_all(&error);
         self.reads.fail_all(&error);
+        self.fail_cluster_requests(&error);
+        self.transport.shutdown();
     }
 }

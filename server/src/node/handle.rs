@@ -77,18 +77,61 @@ impl NodeHandle {
         }
     }
 
-    /// Renews a lease on the leader: its granted TTL.
-    pub(crate) async fn lease_renew(&self, id: i64) -> Result<i64, ApiError> {
+    /// Renews a lease on this member, which must be the leader: its granted TTL.
+    pub(crate) async fn lease_renew_local(&self, id: i64) -> Result<i64, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.send(CoreRequest::LeaseRenew { id, reply }, answer)
             .await?
     }
 
-    /// A lease's TTLs and keys.
-    pub(crate) async fn lease_time_to_live(&self, id: i64) -> Result<super::LeaseInfo, ApiError> {
+    /// A lease's TTLs and keys from this member, which must be the leader.
+    pub(crate) async fn lease_time_to_live_local(
+        &self,
+        id: i64,
+    ) -> Result<super::LeaseInfo, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.send(CoreRequest::LeaseTimeToLive { id, reply }, answer)
             .await?
+    }
+
+    /// Hands peer messages to the core (waits while its inbox is full).
+    pub(crate) async fn step(&self, messages: Vec<keel_raft::Message>) -> Result<(), ApiError> {
+        self.inbox
+            .send_async(CoreRequest::Step { messages })
+            .await
+            .map_err(|_| ApiError::Stopped)
+    }
+
+    /// A fresh proposal id (for conf changes, whose context carries it).
+    pub(crate) fn new_request_id(&self) -> u64 {
+        self.ids.next()
+    }
+
+    /// Proposes a membership change whose context carries request id `id`.
+    pub(crate) async fn propose_conf_change(
+        &self,
+        id: u64,
+        change: keel_raft::ConfChange,
+    ) -> super::ApplyResult {
+        let (reply, answer) = oneshot::channel();
+        self.send(CoreRequest::ProposeConfChange { id, change, reply }, answer)
+            .await?
+    }
+
+    /// MoveLeader: returns once `target` leads.
+    pub(crate) async fn transfer_leader(&self, target: u64) -> Result<(), ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(CoreRequest::TransferLeader { target, reply }, answer)
+            .await?
+    }
+
+    pub(crate) async fn raft_status(&self) -> Result<keel_raft::Status, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(CoreRequest::RaftStatus { reply }, answer).await
+    }
+
+    pub(crate) fn is_leader(&self) -> bool {
+        self.shared.raft().leader_id == self.shared.member_id
     }
 
     /// Every lease id.

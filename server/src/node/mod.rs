@@ -14,6 +14,8 @@
 //!    released once the applied index reaches it.
 
 mod core;
+mod core_cluster;
+mod core_leases;
 mod handle;
 mod ids;
 mod log;
@@ -43,6 +45,8 @@ pub(crate) enum ApplyOutput {
     LeaseRevoke(LeaseRevokeResponse),
     /// Internal: nobody waits for a checkpoint's answer.
     LeaseCheckpoint,
+    /// A membership change: every member after it.
+    Members(Vec<crate::proto::keelpb::Member>),
 }
 
 /// The answer a proposing client waits for.
@@ -73,6 +77,25 @@ pub(crate) enum CoreRequest {
     /// Every lease id.
     LeaseLeases {
         reply: tokio::sync::oneshot::Sender<Vec<i64>>,
+    },
+    /// Raft messages from peers.
+    Step { messages: Vec<keel_raft::Message> },
+    /// The transport could not reach a peer.
+    Unreachable { id: u64 },
+    /// A membership change; `id` is also in the change's context.
+    ProposeConfChange {
+        id: u64,
+        change: keel_raft::ConfChange,
+        reply: tokio::sync::oneshot::Sender<ApplyResult>,
+    },
+    /// Hand leadership to `target` (leader only).
+    TransferLeader {
+        target: u64,
+        reply: tokio::sync::oneshot::Sender<Result<(), ApiError>>,
+    },
+    /// Raft's status, with follower progress on the leader.
+    RaftStatus {
+        reply: tokio::sync::oneshot::Sender<keel_raft::Status>,
     },
 }
 

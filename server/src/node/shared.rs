@@ -21,6 +21,7 @@ pub(crate) struct Shared {
     pub(crate) cluster_id: u64,
     pub(crate) member_id: u64,
     published: ArcSwap<Published>,
+    members: ArcSwap<Vec<crate::proto::keelpb::Member>>,
     term: AtomicU64,
     leader_id: AtomicU64,
     commit_index: AtomicU64,
@@ -42,6 +43,7 @@ impl Shared {
             cluster_id,
             member_id,
             published: ArcSwap::from_pointee(initial),
+            members: ArcSwap::from_pointee(Vec::new()),
             term: AtomicU64::new(0),
             leader_id: AtomicU64::new(0),
             commit_index: AtomicU64::new(0),
@@ -55,6 +57,15 @@ impl Shared {
 
     pub(crate) fn publish(&self, published: Published) {
         self.published.store(Arc::new(published));
+    }
+
+    /// The applied members registry, as last published by the core.
+    pub(crate) fn members(&self) -> Arc<Vec<crate::proto::keelpb::Member>> {
+        self.members.load_full()
+    }
+
+    pub(crate) fn set_members(&self, members: Vec<crate::proto::keelpb::Member>) {
+        self.members.store(Arc::new(members));
     }
 
     pub(crate) fn set_raft(&self, term: u64, leader_id: u64, commit_index: u64) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use keel_raft::{Config as RaftConfig, MemStorage, NodeId, RawNode};
+use keel_raft::{ConfChange, ConfChangeKind, Config as RaftConfig, MemStorage, NodeId, RawNode};
 
 use super::core::{Core, CoreError, CoreSettings, CoreTimer};
 use super::log::{from_wal_entry, from_wal_state, WalBackend};
@@ -15,12 +15,17 @@ use super::{NodeHandle, Published, Shared, INBOX_CAPACITY};
 use crate::apply::Applier;
 use crate::cluster::{self, Identity};
 use crate::config::{ClusterState, Config, StorageIo};
+use crate::proto::keelpb::{Member, MemberAttributes};
+use crate::transport::Transport;
 use crate::watch::{HubInbox, WatchHub, WatchHubHandle};
+
+use super::core_cluster::ClusterState as CoreClusterState;
 
 /// A started member: the edge's handle and the core thread.
 pub(crate) struct RunningNode {
     pub(crate) handle: NodeHandle,
     pub(crate) watch_hub: WatchHubHandle,
+    pub(crate) transport: Transport,
     /// The hub task, to be spawned on the edge runtime once.
     hub_task: std::sync::Mutex<Option<(WatchHub, HubInbox)>>,
     core: std::thread::JoinHandle<Result<(), CoreError>>,
@@ -67,10 +72,13 @@ impl RunningNode {
         let RunningNode {
             handle,
             watch_hub,
+            transport,
             hub_task,
             core,
             _lock,
         } = self;
+        transport.shutdown();
+        drop(transport);
         drop(handle);
         drop(watch_hub);
         drop(hub_task);
@@ -87,11 +95,16 @@ impl RunningNode {
 }
 
 /// Opens or creates the member in `config.data_dir` and starts its core.
-pub(crate) fn start(config: &Config) -> anyhow::Result<RunningNode> {
+/// Runs on the edge runtime (a joining member asks its peers who it is).
+pub(crate) async fn start(config: &Config) -> anyhow::Result<RunningNode> {
     let member_dir = config.data_dir.join("member");
     create_private_dir(&member_dir)?;
     let lock = lock_data_dir(&member_dir)?;
-    let identity = load_or_create_identity(config, &member_dir)?;
+    let Membership {
+        identity,
+        bootstrap,
+        peers,
+    } = load_or_create_identity(config, &member_dir).await?;
     tracing::info!(
         name = identity.name,
         member_id = format!("{:x}", identity.member_id),
@@ -119,6 +132,13 @@ pub(crate) fn start(config: &Config) -> anyhow::Result<RunningNode> {
     let (watch_hub_task, watch_hub, hub_inbox) =
         WatchHub::new(shared.clone(), config.watch_progress_notify_interval);
     let (inbox_tx, inbox_rx) = flume::bounded(INBOX_CAPACITY);
+    let transport = Transport::new(
+        tokio::runtime::Handle::current(),
+        identity.cluster_id,
+        identity.member_id,
+        inbox_tx.clone(),
+    );
+    transport.set_peers(&peers);
     let handle = NodeHandle::new(
         inbox_tx,
         shared.clone(),
@@ -132,7 +152,7 @@ pub(crate) fn start(config: &Config) -> anyhow::Result<RunningNode> {
         snapshot_count: config.snapshot_count.max(1),
         election_ticks: u32::try_from(config.election_timeout_ms / config.heartbeat_interval_ms)
             .unwrap_or(u32::MAX),
-        fast_single_voter_election: config.initial_election_tick_advance,
+        initial_election_tick_advance: config.initial_election_tick_advance,
         timer: match config.storage_io {
             StorageIo::Glommio => CoreTimer::Glommio,
             StorageIo::Std => CoreTimer::Tokio,
@@ -148,6 +168,17 @@ pub(crate) fn start(config: &Config) -> anyhow::Result<RunningNode> {
         shared,
         inbox: inbox_rx,
         watch_hub: watch_hub.clone(),
+        transport: transport.clone(),
+        cluster: CoreClusterState::new(MemberAttributes {
+            id: identity.member_id,
+            name: identity.name.clone(),
+            client_urls: config
+                .advertise_client_urls
+                .iter()
+                .map(crate::cluster::url_text)
+                .collect(),
+        }),
+        bootstrap,
         settings,
     };
     let (started_tx, started_rx) = std::sync::mpsc::channel();
@@ -155,10 +186,14 @@ pub(crate) fn start(config: &Config) -> anyhow::Result<RunningNode> {
         .name("keel-core".into())
         .spawn(move || run_core_thread(boot, started_tx))
         .context("spawning the core thread")?;
-    match started_rx.recv() {
+    let started = tokio::task::spawn_blocking(move || started_rx.recv())
+        .await
+        .context("waiting for the core to start")?;
+    match started {
         Ok(Ok(())) => Ok(RunningNode {
             handle,
             watch_hub,
+            transport,
             hub_task: std::sync::Mutex::new(Some((watch_hub_task, hub_inbox))),
             core,
             _lock: lock,
@@ -208,7 +243,16 @@ fn lock_data_dir(member_dir: &Path) -> anyhow::Result<fs::File> {
     }
 }
 
-fn load_or_create_identity(config: &Config, member_dir: &Path) -> anyhow::Result<Identity> {
+/// Who this member is and how it starts.
+struct Membership {
+    identity: Identity,
+    /// A new cluster's members, to bootstrap the log with (empty otherwise).
+    bootstrap: Vec<Member>,
+    /// Peers to link to before the log says who the members are.
+    peers: Vec<(u64, Vec<String>)>,
+}
+
+async fn load_or_create_identity(config: &Config, member_dir: &Path) -> anyhow::Result<Membership> {
     if let Some(identity) = Identity::load(member_dir)? {
         if identity.name != config.name {
             tracing::warn!(
@@ -217,22 +261,32 @@ fn load_or_create_identity(config: &Config, member_dir: &Path) -> anyhow::Result
                 "--name differs from the name this member was created with; keeping the stored one"
             );
         }
-        return Ok(identity);
+        let peers = initial_peers(config);
+        return Ok(Membership {
+            identity,
+            bootstrap: Vec::new(),
+            peers,
+        });
     }
-    if config.initial_cluster_state == ClusterState::Existing {
-        bail!(
-            "--initial-cluster-state=existing: joining an existing cluster is not implemented yet \
-             (keel runs single-member clusters for now)"
-        );
-    }
+    let membership = match config.initial_cluster_state {
+        ClusterState::New => new_cluster(config)?,
+        ClusterState::Existing => join_cluster(config).await?,
+    };
+    membership.identity.store(member_dir)?;
+    Ok(membership)
+}
+
+/// --initial-cluster's members as peers (ids as etcd computes them).
+fn initial_peers(config: &Config) -> Vec<(u64, Vec<String>)> {
+    cluster::initial_members(config)
+        .into_iter()
+        .map(|m| (m.id, m.peer_urls))
+        .collect()
+}
+
+/// A new cluster: every member of --initial-cluster, ids as etcd computes them.
+fn new_cluster(config: &Config) -> anyhow::Result<Membership> {
     let members = cluster::initial_members(config);
-    if members.len() > 1 {
-        bail!(
-            "--initial-cluster names {} members: multi-member clusters are not implemented yet \
-             (keel runs single-member clusters for now)",
-            members.len()
-        );
-    }
     let me = members
         .iter()
         .find(|m| m.name == config.name)
@@ -243,8 +297,95 @@ fn load_or_create_identity(config: &Config, member_dir: &Path) -> anyhow::Result
         member_id: me.id,
         name: me.name.clone(),
     };
-    identity.store(member_dir)?;
-    Ok(identity)
+    let bootstrap = members
+        .iter()
+        .map(|m| Member {
+            id: m.id,
+            name: m.name.clone(),
+            peer_urls: m.peer_urls.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let peers = members
+        .iter()
+        .map(|m| (m.id, m.peer_urls.clone()))
+        .collect();
+    Ok(Membership {
+        identity,
+        bootstrap,
+        peers,
+    })
+}
+
+/// --initial-cluster-state existing: ask the other members of
+/// --initial-cluster who the cluster is, and find this member (added with
+/// `etcdctl member add`) by its advertised peer URLs.
+async fn join_cluster(config: &Config) -> anyhow::Result<Membership> {
+    let mine: Vec<String> = config
+        .initial_advertise_peer_urls
+        .iter()
+        .map(cluster::url_text)
+        .collect();
+    let mut attempts = Vec::new();
+    for (name, url) in &config.initial_cluster {
+        let url = cluster::url_text(url);
+        if mine.contains(&url) {
+            continue;
+        }
+        let info = match ask_cluster_info(&url).await {
+            Ok(info) => info,
+            Err(e) => {
+                attempts.push(format!("{name}={url}: {e}"));
+                continue;
+            }
+        };
+        let me = info
+            .members
+            .iter()
+            .find(|m| m.peer_urls.iter().any(|u| mine.contains(u)))
+            .with_context(|| {
+                format!(
+                    "the cluster at {url} has no member with peer URLs {}; add this member first \
+                     (etcdctl member add {} --peer-urls={})",
+                    mine.join(","),
+                    config.name,
+                    mine.join(",")
+                )
+            })?;
+        let identity = Identity {
+            cluster_id: info.cluster_id,
+            member_id: me.id,
+            name: config.name.clone(),
+        };
+        let peers = info
+            .members
+            .iter()
+            .map(|m| (m.id, m.peer_urls.clone()))
+            .collect();
+        return Ok(Membership {
+            identity,
+            bootstrap: Vec::new(),
+            peers,
+        });
+    }
+    bail!(
+        "--initial-cluster-state=existing: no member of --initial-cluster answered ({})",
+        attempts.join("; ")
+    )
+}
+
+async fn ask_cluster_info(url: &str) -> anyhow::Result<crate::proto::keelpb::ClusterInfoResponse> {
+    let channel = crate::transport::connect_peer(url)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let mut client = crate::proto::keelpb::peer_client::PeerClient::new(channel);
+    let info = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.cluster_info(crate::proto::keelpb::ClusterInfoRequest {}),
+    )
+    .await
+    .context("timed out")??;
+    Ok(info.into_inner())
 }
 
 fn raft_config(config: &Config, member_id: u64) -> anyhow::Result<RaftConfig> {
@@ -270,6 +411,10 @@ struct CoreBoot {
     shared: Arc<Shared>,
     inbox: flume::Receiver<CoreRequest>,
     watch_hub: WatchHubHandle,
+    transport: Transport,
+    cluster: CoreClusterState,
+    /// A new cluster's members (the log starts with their conf changes).
+    bootstrap: Vec<Member>,
     settings: CoreSettings,
 }
 
@@ -372,9 +517,20 @@ async fn boot_core(boot: CoreBoot) -> Result<Core, String> {
         storage.set_hard_state(from_wal_state(state));
     }
     let mut raw = RawNode::new(&boot.raft_config, storage).map_err(|e| format!("raft: {e}"))?;
-    if fresh {
-        raw.bootstrap(&[NodeId(boot.settings.member_id)])
+    if fresh && !boot.bootstrap.is_empty() {
+        let changes: Vec<ConfChange> = boot
+            .bootstrap
+            .iter()
+            .map(|m| ConfChange {
+                kind: ConfChangeKind::AddNode,
+                node_id: NodeId(m.id),
+                context: crate::cluster::encode_context(m.clone(), 0, 0),
+            })
+            .collect();
+        raw.bootstrap_with(&changes)
             .map_err(|e| format!("raft bootstrap: {e}"))?;
+    } else if fresh {
+        tracing::info!("joining an existing cluster: waiting for the leader to send the log");
     } else {
         tracing::info!(entries = entry_count, "replaying the WAL");
     }
@@ -385,6 +541,10 @@ async fn boot_core(boot: CoreBoot) -> Result<Core, String> {
         shared: boot.shared,
         inbox: boot.inbox,
         watch_hub: boot.watch_hub,
+        transport: boot.transport,
+        cluster: boot.cluster,
+        removed: false,
+        learners: Vec::new(),
         settings: boot.settings,
         proposals: Default::default(),
         reads: Default::default(),
