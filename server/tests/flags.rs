@@ -224,20 +224,3 @@ fn keel_with_dir(keel: &Keel, url: &str) -> std::process::Output {
         .output()
         .expect("run keel")
 }
-
-// Guards the single-member limit of this version: a multi-member
-// --initial-cluster is refused with a clear error, not run as one member.
-#[test]
-fn multi_member_initial_cluster_is_refused_for_now() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let out = keel(&[
-        &format!("--data-dir={}", tmp.path().join("d").display()),
-        "--initial-cluster=default=http://localhost:2380,other=http://127.0.0.1:2480",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("multi-member clusters are not implemented yet"),
-        "{}",
-        stderr(&out)
-    );
-}

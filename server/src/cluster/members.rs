@@ -31,6 +31,11 @@ impl Members {
         self.by_id.values().cloned().collect()
     }
 
+    /// Ids removed from the cluster (they never return).
+    pub(crate) fn removed_ids(&self) -> Vec<u64> {
+        self.removed.iter().copied().collect()
+    }
+
     pub(crate) fn get(&self, id: u64) -> Option<&Member> {
         self.by_id.get(&id)
     }

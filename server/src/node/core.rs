@@ -114,18 +114,26 @@ impl Core {
             // Endless by design: the core turn.
             if !self.raw.has_ready() {
                 match self.wait(next_tick).await {
+                    Wake::Request(CoreRequest::Shutdown) => break Ok(()),
                     Wake::Request(request) => self.accept(request),
                     Wake::Tick => {}
                     Wake::Shutdown => break Ok(()),
                 }
             }
+            let mut shutdown = false;
             for request in self
                 .inbox
                 .try_iter()
                 .take(TURN_REQUESTS_MAX)
                 .collect::<Vec<_>>()
             {
-                self.accept(request);
+                match request {
+                    CoreRequest::Shutdown => shutdown = true,
+                    request => self.accept(request),
+                }
+            }
+            if shutdown {
+                break Ok(());
             }
             let now = Instant::now();
             if now >= next_tick {
@@ -202,6 +210,9 @@ impl Core {
             }
             CoreRequest::Step { messages } => self.step(messages),
             CoreRequest::Unreachable { id } => self.raw.report_unreachable(NodeId(id)),
+            CoreRequest::RemovedFromCluster => self.removed_from_cluster(),
+            // Handled by the turn loop before accept() is called.
+            CoreRequest::Shutdown => {}
             CoreRequest::ProposeConfChange { id, change, reply } => {
                 self.propose_conf_change(id, change, reply, deadline)
             }

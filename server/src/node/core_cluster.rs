@@ -56,6 +56,12 @@ impl ClusterState {
 }
 
 impl Core {
+    /// A peer refused our messages: this member was removed.
+    pub(super) fn removed_from_cluster(&mut self) {
+        tracing::warn!("peers report that this member was removed from the cluster; stopping");
+        self.removed = true;
+    }
+
     pub(super) fn step(&mut self, messages: Vec<Message>) {
         for message in messages {
             let (from, kind) = (message.from.0, message.kind);
@@ -247,7 +253,8 @@ impl Core {
             .map(|m| (m.id, m.peer_urls.clone()))
             .collect();
         self.transport.set_peers(&peers);
-        self.shared.set_members(members);
+        self.shared
+            .set_members(members, self.applier.members().removed_ids());
     }
 
     pub(super) fn fail_cluster_requests(&mut self, error: &ApiError) {

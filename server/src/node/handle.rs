@@ -140,6 +140,15 @@ impl NodeHandle {
         self.send(CoreRequest::LeaseLeases { reply }, answer).await
     }
 
+    /// Asks the core to stop (answers every waiting request "server stopped").
+    pub(crate) fn shutdown(&self) {
+        let _ = self.inbox.try_send(CoreRequest::Shutdown);
+        if self.inbox.is_full() {
+            // try_send failed on a full inbox: wait for room from this thread.
+            let _ = self.inbox.send(CoreRequest::Shutdown);
+        }
+    }
+
     /// Waits until a read from [`Self::published`] is linearizable.
     pub(crate) async fn read_index(&self) -> Result<(), ApiError> {
         let (reply, answer) = oneshot::channel();

@@ -82,6 +82,11 @@ pub(crate) enum CoreRequest {
     Step { messages: Vec<keel_raft::Message> },
     /// The transport could not reach a peer.
     Unreachable { id: u64 },
+    /// A peer refused this member's messages: it was removed from the cluster.
+    RemovedFromCluster,
+    /// Stop the core (the member is shutting down). The transport holds an
+    /// inbox sender, so the inbox never disconnects while the core lives.
+    Shutdown,
     /// A membership change; `id` is also in the change's context.
     ProposeConfChange {
         id: u64,

@@ -22,6 +22,7 @@ pub(crate) struct Shared {
     pub(crate) member_id: u64,
     published: ArcSwap<Published>,
     members: ArcSwap<Vec<crate::proto::keelpb::Member>>,
+    removed_members: ArcSwap<Vec<u64>>,
     term: AtomicU64,
     leader_id: AtomicU64,
     commit_index: AtomicU64,
@@ -44,6 +45,7 @@ impl Shared {
             member_id,
             published: ArcSwap::from_pointee(initial),
             members: ArcSwap::from_pointee(Vec::new()),
+            removed_members: ArcSwap::from_pointee(Vec::new()),
             term: AtomicU64::new(0),
             leader_id: AtomicU64::new(0),
             commit_index: AtomicU64::new(0),
@@ -64,8 +66,18 @@ impl Shared {
         self.members.load_full()
     }
 
-    pub(crate) fn set_members(&self, members: Vec<crate::proto::keelpb::Member>) {
+    pub(crate) fn set_members(
+        &self,
+        members: Vec<crate::proto::keelpb::Member>,
+        removed: Vec<u64>,
+    ) {
         self.members.store(Arc::new(members));
+        self.removed_members.store(Arc::new(removed));
+    }
+
+    /// Whether `id` was removed from the cluster (its messages are refused).
+    pub(crate) fn is_removed_member(&self, id: u64) -> bool {
+        self.removed_members.load().contains(&id)
     }
 
     pub(crate) fn set_raft(&self, term: u64, leader_id: u64, commit_index: u64) {

@@ -79,6 +79,7 @@ impl RunningNode {
         } = self;
         transport.shutdown();
         drop(transport);
+        handle.shutdown();
         drop(handle);
         drop(watch_hub);
         drop(hub_task);

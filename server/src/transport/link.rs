@@ -88,10 +88,14 @@ pub(crate) async fn run(mut s: LinkSettings) {
                 break;
             }
         }
-        if let Ok(Ok(Err(status))) = tokio::time::timeout(Duration::from_millis(10), call)
-            .await
-            .map(|r| r.map(|c| c.map(|_| ())))
-        {
+        // Why did the stream end? A peer refusing a removed member says so.
+        if let Ok(Ok(Err(status))) = tokio::time::timeout(Duration::from_millis(100), call).await {
+            if status.code() == tonic::Code::FailedPrecondition
+                && status.message() == super::MEMBER_REMOVED
+            {
+                let _ = s.core.try_send(CoreRequest::RemovedFromCluster);
+                return;
+            }
             tracing::warn!(peer = format!("{:x}", s.peer_id), error = %status, "peer stream ended");
         }
         report_unreachable(&s);

@@ -31,6 +31,8 @@ use crate::proto::keelpb::RaftMessage;
 pub(crate) const LINK_QUEUE_MESSAGES: usize = 4096;
 /// Most messages in one batch.
 pub(crate) const BATCH_MESSAGES_MAX: usize = 512;
+/// What a member answers a removed member (etcd's rafthttp says the same).
+pub(crate) const MEMBER_REMOVED: &str = "the member has been permanently removed from the cluster";
 
 struct Link {
     urls: Vec<String>,

@@ -56,6 +56,9 @@ impl Peer for PeerService {
                     batch.cluster_id
                 )));
             }
+            if self.node.shared().is_removed_member(batch.from) {
+                return Err(Status::failed_precondition(super::MEMBER_REMOVED));
+            }
             let mut messages = Vec::with_capacity(batch.messages.len());
             for wire in batch.messages {
                 match from_wire(wire) {

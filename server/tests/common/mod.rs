@@ -71,14 +71,22 @@ impl Keel {
     pub fn base_args(&self) -> Vec<String> {
         let client = format!("http://127.0.0.1:{}", self.client_port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        vec![
+        let mut args = vec![
             format!("--data-dir={}", self.data_dir.display()),
             format!("--listen-client-urls={client}"),
             format!("--advertise-client-urls={client}"),
             format!("--listen-peer-urls={peer}"),
             format!("--initial-advertise-peer-urls={peer}"),
-            format!("--initial-cluster=default={peer}"),
-        ]
+        ];
+        // A member of a multi-member cluster names its own --initial-cluster.
+        if !self
+            .extra_args
+            .iter()
+            .any(|a| a.starts_with("--initial-cluster="))
+        {
+            args.push(format!("--initial-cluster=default={peer}"));
+        }
+        args
     }
 
     fn spawn(&mut self) {
@@ -362,4 +370,135 @@ pub fn rows(kvs: &[etcd_client::KeyValue]) -> Vec<Row> {
             )
         })
         .collect()
+}
+
+/// A keel cluster of several members on loopback.
+pub struct Cluster {
+    pub members: Vec<Keel>,
+    pub initial_cluster: String,
+}
+
+impl Cluster {
+    /// Starts `n` members (names m1..mn) and waits until each is healthy.
+    pub fn start(n: usize, extra_args: &[&str]) -> Cluster {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let initial_cluster = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{}=http://127.0.0.1:{peer}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let root = tmp.keep();
+        let mut members = Vec::new();
+        for (i, (client_port, peer_port)) in ports.into_iter().enumerate() {
+            let name = format!("m{}", i + 1);
+            let mut args = vec![
+                format!("--name={name}"),
+                format!("--initial-cluster={initial_cluster}"),
+            ];
+            args.extend(extra_args.iter().map(|s| s.to_string()));
+            let keel = Keel {
+                child: None,
+                client_port,
+                peer_port,
+                data_dir: root.join(format!("{name}.keel")),
+                log_path: root.join(format!("{name}.log")),
+                extra_args: args,
+                envs: Vec::new(),
+                _tmp: None,
+            };
+            members.push(keel);
+        }
+        for m in &mut members {
+            m.spawn();
+        }
+        for m in &mut members {
+            m.wait_ready();
+        }
+        Cluster {
+            members,
+            initial_cluster,
+        }
+    }
+
+    /// Client endpoints of all members, comma separated (for etcdctl).
+    pub fn endpoints(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| m.endpoint())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Index of the member every running member names as leader, polling
+    /// until they agree (or panicking after the deadline).
+    pub fn leader(&self) -> usize {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            let mut leaders = Vec::new();
+            let mut ids = Vec::new();
+            for m in self.members.iter().filter(|m| m.child.is_some()) {
+                let out = etcdctl(
+                    &m.endpoint(),
+                    &["endpoint", "status", "-w", "json", "--command-timeout=2s"],
+                );
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+                    leaders.push(v[0]["Status"]["leader"].as_u64().unwrap_or(0));
+                    ids.push(v[0]["Status"]["header"]["member_id"].as_u64().unwrap_or(0));
+                } else {
+                    leaders.push(0);
+                    ids.push(0);
+                }
+            }
+            if let Some(first) = leaders.first().copied() {
+                if first != 0 && leaders.iter().all(|l| *l == first) {
+                    if let Some(pos) = ids.iter().position(|id| *id == first) {
+                        let running: Vec<usize> = (0..self.members.len())
+                            .filter(|i| self.members[*i].child.is_some())
+                            .collect();
+                        return running[pos];
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "members do not agree on a leader: {leaders:x?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("==== {}\n{}", m.log_path.display(), m.log()))
+            .collect()
+    }
+}
+
+impl Keel {
+    /// Starts a member with the given complete extra arguments and paths
+    /// (for a member joining an existing cluster).
+    pub fn start_member(
+        data_dir: PathBuf,
+        log_path: PathBuf,
+        client_port: u16,
+        peer_port: u16,
+        args: Vec<String>,
+    ) -> Keel {
+        let mut keel = Keel {
+            child: None,
+            client_port,
+            peer_port,
+            data_dir,
+            log_path,
+            extra_args: args,
+            envs: Vec::new(),
+            _tmp: None,
+        };
+        keel.spawn();
+        keel.wait_ready();
+        keel
+    }
 }
