@@ -11,6 +11,10 @@
 //! ([`RawNode::step`], [`RawNode::propose`], ...), output is data ([`Ready`]). It does not
 //! persist, send or apply anything itself, and it does not frame messages for the wire.
 //!
+//! With the `sim` feature, `keel_raft::sim` holds a deterministic simulator that runs whole
+//! clusters of `RawNode`s from one seed, with crashes, partitions and a checked client
+//! workload (docs/design/sim.md; `cargo run -p keel-raft --features sim --bin sim`).
+//!
 //! # Contract with the server (the loop)
 //!
 //! The server drives one [`RawNode`] from one thread and, each turn:

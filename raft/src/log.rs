@@ -365,6 +365,28 @@ mod tests {
         assert_eq!(log.last_index(), LogIndex(3));
     }
 
+    // §5.3: the leader's commit index covers only what this Append proved to match. A
+    // follower whose log runs past the Append's entries (a stale tail of an older term)
+    // must not commit that tail. (No simulator seed reached this; kept as a unit rule.)
+    #[test]
+    fn maybe_append_commits_only_up_to_the_last_new_entry() {
+        let mut log = log_with(&entries(1..=4, 1));
+        let result = log.maybe_append(
+            NodeId(2),
+            LogIndex(1),
+            Term(1),
+            LogIndex(9),
+            &entries(2..=2, 1),
+        );
+        assert_eq!(result, Ok(Some(LogIndex(2))));
+        assert_eq!(
+            log.last_index(),
+            LogIndex(4),
+            "matching entries keep the tail"
+        );
+        assert_eq!(log.committed, LogIndex(2));
+    }
+
     // A peer asking to overwrite a committed entry gets an error, never a panic.
     #[test]
     fn maybe_append_below_commit_is_an_error() {

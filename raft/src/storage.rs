@@ -39,6 +39,11 @@ pub trait LogStorage {
 
     /// The most recent snapshot. If it does not cover at least `request_index`, return
     /// `SnapshotTemporarilyUnavailable` (the leader retries later).
+    ///
+    /// A follower ignores a snapshot whose membership does not include it, so a snapshot
+    /// taken before the recipient was added would be sent again and again. Serve (or let the
+    /// transport substitute, as etcd's merged snapshot does) the current applied state, whose
+    /// membership includes every member the leader replicates to.
     fn snapshot(&self, request_index: LogIndex) -> Result<Snapshot, StorageError>;
 }
 

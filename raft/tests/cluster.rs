@@ -25,8 +25,8 @@ fn new_cluster(seed: u64, size: u64, faults: Faults) -> Cluster {
         config.seed = seed;
         config.inflight_msgs_max = 4;
         config.msg_size_bytes_max = 256;
-        config.pre_vote = seed % 3 != 0;
-        config.check_quorum = seed % 4 != 0;
+        config.pre_vote = !seed.is_multiple_of(3);
+        config.check_quorum = !seed.is_multiple_of(4);
         let conf_state = ConfState {
             voters: voters.clone(),
             learners: Vec::new(),

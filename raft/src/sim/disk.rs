@@ -189,9 +189,12 @@ impl SimDisk {
     }
 
     /// Durably replaces the log prefix up to `snapshot`'s index with the snapshot (log
-    /// compaction after a local snapshot; the server syncs it before releasing anything).
+    /// compaction after a local snapshot). Like etcd's snapshot save, it first syncs
+    /// everything written: the snapshot record follows them in the log.
     pub(crate) fn compact(&mut self, snapshot: Snapshot) {
         let index = snapshot.meta.index;
+        self.sync_to(self.written_records());
+        // The sync may have made a newer snapshot (received from a leader) durable.
         if index <= self.durable.snapshot.meta.index {
             return;
         }
@@ -259,7 +262,10 @@ mod tests {
         disk.write([entry(1, 1), entry(2, 1), entry(3, 1), entry(2, 3)]);
         disk.sync_to(4);
         assert_eq!(disk.image().last_index(), LogIndex(2));
-        assert_eq!(disk.image().entry(LogIndex(2)).map(|e| e.term), Some(Term(3)));
+        assert_eq!(
+            disk.image().entry(LogIndex(2)).map(|e| e.term),
+            Some(Term(3))
+        );
         assert_eq!(disk.take_changed_from(), Some(LogIndex(1)));
         assert_eq!(disk.take_changed_from(), None);
     }
@@ -292,5 +298,28 @@ mod tests {
         disk.sync_to(disk.written_records());
         assert_eq!(disk.image().last_index(), LogIndex(9));
         assert_eq!(disk.recover_storage().first_index(), Ok(LogIndex(10)));
+    }
+
+    // Found by a long run: a local compaction at the applied index while a newer snapshot
+    // from the leader was written but not synced. The compaction's sync made that snapshot
+    // durable first, and compacting "up to" the older index then underflowed.
+    #[test]
+    fn compaction_behind_a_pending_newer_snapshot_is_a_no_op() {
+        let snapshot = |index: u64| Snapshot {
+            meta: SnapshotMeta {
+                index: LogIndex(index),
+                term: Term(2),
+                conf_state: ConfState::default(),
+            },
+            data: bytes::Bytes::new(),
+        };
+        let mut disk = SimDisk::default();
+        disk.write([entry(1, 1), entry(2, 1), entry(3, 2)]);
+        disk.sync_to(3);
+        disk.write([Record::Snapshot(snapshot(9))]);
+        disk.compact(snapshot(3));
+        assert_eq!(disk.image().snapshot.meta.index, LogIndex(9));
+        assert_eq!(disk.image().last_index(), LogIndex(9));
+        assert_eq!(disk.pending_records(), 0);
     }
 }

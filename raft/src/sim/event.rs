@@ -30,6 +30,8 @@ pub(crate) enum Event {
     ClientTimeout(ClientId, OpId),
     /// The fault scheduler picks its next action.
     Chaos,
+    /// Power loss at a node while one of its fsyncs is in flight.
+    CrashDuringSync(NodeId),
     /// A crashed node comes back.
     Restart(NodeId),
     /// Every network partition heals.
@@ -83,10 +85,6 @@ impl EventQueue {
     pub(crate) fn pop(&mut self) -> Option<(SimTime, Event)> {
         self.heap.pop().map(|s| (s.at, s.event))
     }
-
-    pub(crate) fn len(&self) -> usize {
-        self.heap.len()
-    }
 }
 
 #[cfg(test)]
@@ -106,7 +104,12 @@ mod tests {
             .collect();
         assert_eq!(
             order,
-            vec!["3:Tick(NodeId(2))", "3:Heal", "5:Tick(NodeId(1))", "5:Tick(NodeId(3))"]
+            vec![
+                "3:Tick(NodeId(2))",
+                "3:Heal",
+                "5:Tick(NodeId(1))",
+                "5:Tick(NodeId(3))"
+            ]
         );
     }
 }

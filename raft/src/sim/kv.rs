@@ -431,15 +431,23 @@ mod tests {
     #[test]
     fn store_round_trips_through_its_encoding() {
         let mut store = KvStore::default();
-        store.apply(&command(1, 1, KvInput::Put {
-            key: Key(0),
-            value: 5,
-        }));
-        store.apply(&command(3, 7, KvInput::Cas {
-            key: Key(2),
-            expected: None,
-            value: 6,
-        }));
+        store.apply(&command(
+            1,
+            1,
+            KvInput::Put {
+                key: Key(0),
+                value: 5,
+            },
+        ));
+        store.apply(&command(
+            3,
+            7,
+            KvInput::Cas {
+                key: Key(2),
+                expected: None,
+                value: 6,
+            },
+        ));
         let decoded = KvStore::decode(&store.encode()).expect("own encoding");
         assert_eq!(decoded, store);
         assert_eq!(decoded.digest(), store.digest());

@@ -104,10 +104,6 @@ impl Network {
     pub(crate) fn heal(&mut self) {
         self.cut.clear();
     }
-
-    pub(crate) fn has_cuts(&self) -> bool {
-        !self.cut.is_empty()
-    }
 }
 
 #[cfg(test)]

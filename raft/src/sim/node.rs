@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use crate::conf_change::{ConfChange, ConfChangeKind};
+use crate::conf_change::ConfChange;
 use crate::config::Config;
 use crate::message::{Message, MessageKind};
 use crate::raw_node::RawNode;
@@ -29,7 +29,9 @@ use crate::sim::kv::{Command, KvOutput, KvStore};
 use crate::sim::shadow::{EntryId, ShadowLog};
 use crate::sim::violation::Property;
 use crate::storage::{LogStorage, MemStorage};
-use crate::types::{ConfState, Entry, EntryKind, LogIndex, NodeId, ReadState, Role, Term};
+use crate::types::{
+    ConfState, Entry, EntryKind, LogIndex, NodeId, ReadState, Role, Snapshot, SnapshotMeta, Term,
+};
 
 /// Readies one turn may hand out before the loop is declared stuck (a bound, not a limit
 /// any correct run approaches).
@@ -71,6 +73,8 @@ pub(crate) struct Outbox {
     pub(crate) applied: Vec<(NodeId, LogIndex, Command, Option<KvOutput>)>,
     /// Reads now answerable at a node: (node, request context).
     pub(crate) reads: Vec<(NodeId, Bytes)>,
+    /// Membership changes a node applied: (index, change).
+    pub(crate) conf_changes: Vec<(LogIndex, ConfChange)>,
 }
 
 /// Context of one turn.
@@ -97,8 +101,6 @@ pub(crate) struct SimNode {
     /// Role and term as of the last Ready.
     pub(crate) role: Role,
     pub(crate) term: Term,
-    /// The node applied its own removal; the simulator shuts it down after the turn.
-    pub(crate) removal_applied: bool,
 }
 
 impl SimNode {
@@ -118,7 +120,6 @@ impl SimNode {
             state: NodeState::Up,
             role: Role::Follower,
             term: Term(0),
-            removal_applied: false,
         }
     }
 
@@ -144,29 +145,15 @@ impl SimNode {
         }
         cx.checkers.fail(
             Property::ServerLoop,
-            format!("{} handed out {READIES_PER_TURN_MAX} Readies in one turn", self.id),
+            format!(
+                "{} handed out {READIES_PER_TURN_MAX} Readies in one turn",
+                self.id
+            ),
         );
     }
 
     fn handle_ready(&mut self, mut ready: Ready, cx: &mut Cx<'_>) {
-        if let Some(hard_state) = ready.hard_state {
-            self.term = hard_state.term;
-        }
-        if let Some(first) = self.shadow.apply_ready(&ready) {
-            cx.checkers.on_appended(self.id, &self.shadow, first);
-        }
-        if let Some(soft_state) = ready.soft_state {
-            self.role = soft_state.role;
-            if soft_state.role == Role::Leader {
-                cx.checkers.on_leader(self.id, self.term, &self.shadow);
-            }
-        }
-        for m in &ready.messages {
-            if matches!(m.kind, MessageKind::Append | MessageKind::Heartbeat) {
-                cx.checkers
-                    .on_leader_commit(self.id, m.term, m.commit, &self.shadow);
-            }
-        }
+        self.observe(&ready, cx);
         cx.outbox.messages.append(&mut ready.messages);
         self.read_waiters.append(&mut ready.read_states);
         let mut records = Vec::new();
@@ -190,6 +177,44 @@ impl SimNode {
             needs_records,
         });
         self.finish_durable(cx);
+    }
+
+    /// Feeds the checkers what a Ready reveals: the log it extends, a new leadership, and
+    /// commit indexes known to a leader (its own hard state, and its Appends and heartbeats)
+    /// before any entry they cover is applied anywhere.
+    fn observe(&mut self, ready: &Ready, cx: &mut Cx<'_>) {
+        let led_term = (self.role == Role::Leader).then_some(self.term);
+        if let Some(hard_state) = ready.hard_state {
+            self.term = hard_state.term;
+        }
+        if let Some(first) = self.shadow.apply_ready(ready) {
+            cx.checkers.on_appended(self.id, &self.shadow, first);
+        }
+        if let Some(soft_state) = ready.soft_state {
+            self.role = soft_state.role;
+            if soft_state.role == Role::Leader {
+                cx.checkers.on_leader(self.id, self.term, &self.shadow);
+            }
+        }
+        if let Some(hard_state) = ready.hard_state {
+            // A leader that stepped down during this turn (it applied its own removal or
+            // demotion) committed in the term it led, which has not changed since.
+            let leader_term = if self.role == Role::Leader {
+                Some(self.term)
+            } else {
+                led_term.filter(|&term| term == hard_state.term)
+            };
+            if let Some(term) = leader_term {
+                cx.checkers
+                    .on_leader_commit(self.id, term, hard_state.commit, &self.shadow);
+            }
+        }
+        for m in &ready.messages {
+            if matches!(m.kind, MessageKind::Append | MessageKind::Heartbeat) {
+                cx.checkers
+                    .on_leader_commit(self.id, m.term, m.commit, &self.shadow);
+            }
+        }
     }
 
     /// The disk finished an fsync covering `records` written records.
@@ -226,7 +251,10 @@ impl SimNode {
             if let Err(e) = storage.apply_snapshot(snapshot.clone()) {
                 cx.checkers.fail(
                     Property::ServerLoop,
-                    format!("{id}: storage refused snapshot {}: {e}", snapshot.meta.index),
+                    format!(
+                        "{id}: storage refused snapshot {}: {e}",
+                        snapshot.meta.index
+                    ),
                 );
                 return;
             }
@@ -244,7 +272,12 @@ impl SimNode {
         raw.on_persisted(ready.number);
         cx.outbox.messages.append(&mut ready.persisted_messages);
         if let Some(snapshot) = &ready.snapshot {
-            self.install_snapshot(snapshot.meta.index, &snapshot.data, snapshot.meta.conf_state.clone(), cx);
+            self.install_snapshot(
+                snapshot.meta.index,
+                &snapshot.data,
+                snapshot.meta.conf_state.clone(),
+                cx,
+            );
         }
         self.apply(&ready.committed_entries, cx);
     }
@@ -296,8 +329,12 @@ impl SimNode {
                 EntryKind::Normal => self.apply_command(entry, cx),
             }
             self.app.applied = entry.index;
-            cx.checkers
-                .on_applied(self.id, entry.index, EntryId::of(entry), self.app.kv.digest());
+            cx.checkers.on_applied(
+                self.id,
+                entry.index,
+                EntryId::of(entry),
+                self.app.kv.digest(),
+            );
         }
         if let Some(raw) = self.raw.as_mut() {
             raw.advance_apply_to(last.index);
@@ -329,7 +366,10 @@ impl SimNode {
             Err(e) => {
                 cx.checkers.fail(
                     Property::ServerLoop,
-                    format!("{}: conf change {} does not decode: {e}", self.id, entry.index),
+                    format!(
+                        "{}: conf change {} does not decode: {e}",
+                        self.id, entry.index
+                    ),
                 );
                 return;
             }
@@ -340,9 +380,7 @@ impl SimNode {
             raw.storage_mut().set_conf_state(conf_state.clone());
             cx.checkers.on_conf_applied(entry.index, &conf_state);
             self.app.conf_state = conf_state;
-            if cc.kind == ConfChangeKind::RemoveNode && cc.node_id == self.id {
-                self.removal_applied = true;
-            }
+            cx.outbox.conf_changes.push((entry.index, cc));
         }
     }
 
@@ -374,9 +412,13 @@ impl SimNode {
     pub(crate) fn compact(&mut self, catch_up_entries: u64, cx: &mut Cx<'_>) -> bool {
         let id = self.id;
         let applied = self.app.applied;
-        let Some(raw) = self.raw.as_mut() else { return false };
+        let Some(raw) = self.raw.as_mut() else {
+            return false;
+        };
         let storage = raw.storage_mut();
-        let snapshot_index = storage.first_index().map_or(LogIndex(0), LogIndex::prev);
+        let snapshot_index = storage
+            .snapshot(LogIndex(0))
+            .map_or(LogIndex(0), |s| s.meta.index);
         if applied <= snapshot_index {
             return false;
         }
@@ -406,6 +448,24 @@ impl SimNode {
         self.disk.compact(snapshot);
         self.checkpoint();
         true
+    }
+
+    /// The snapshot the transport actually sends for a Snapshot message: the current applied
+    /// state with the membership as of it (etcd's "merged snapshot"). The stored snapshot
+    /// Raft picked may predate the recipient's own addition, and a node refuses a snapshot
+    /// whose membership leaves it out.
+    pub(crate) fn fresh_snapshot(&self) -> Option<Snapshot> {
+        let raw = self.raw.as_ref()?;
+        let index = self.app.applied;
+        let term = raw.storage().term(index).ok()?;
+        Some(Snapshot {
+            meta: SnapshotMeta {
+                index,
+                term,
+                conf_state: self.app.conf_state.clone(),
+            },
+            data: self.app.kv.encode(),
+        })
     }
 
     /// Power loss. `kept_records` of the unsynced writes reach the media (torn write).
@@ -456,7 +516,8 @@ impl SimNode {
         };
         let raw = RawNode::new(&config, storage)
             .map_err(|e| format!("{} cannot restart from its disk: {e}", self.id))?;
-        cx.checkers.on_restored(self.id, app.applied, app.kv.digest());
+        cx.checkers
+            .on_restored(self.id, app.applied, app.kv.digest());
         self.raw = Some(raw);
         self.app = app;
         self.shadow = ShadowLog::from_image(self.disk.image());
@@ -466,9 +527,10 @@ impl SimNode {
         Ok(())
     }
 
-    /// Makes everything written so far durable at once (used right after bootstrap, which
-    /// the server completes before it starts serving).
+    /// Handles what is ready and makes it durable at once (used right after bootstrap,
+    /// which the server completes before it starts serving).
     pub(crate) fn sync_now(&mut self, cx: &mut Cx<'_>) {
+        self.turn(cx);
         self.disk.sync_to(self.disk.written_records());
         self.finish_durable(cx);
         self.turn(cx);

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use super::checkers::linearizability::LinearizabilityStats;
+use super::history::Operation;
 use super::network::NetworkStats;
 use super::settings::{RunSettings, SimConfig};
 use super::time::SimTime;
@@ -19,6 +20,10 @@ pub struct FaultStats {
     pub crashes_unsynced: u64,
     /// Crashes that kept a torn prefix of the unsynced records.
     pub crashes_torn: u64,
+    /// Crashes that interrupted an fsync in flight (also counted in `crashes`).
+    pub crashes_during_sync: u64,
+    /// Power outages of the whole cluster (each node's crash also counted in `crashes`).
+    pub outages: u64,
     /// Restarts.
     pub restarts: u64,
     /// Partitions started (symmetric, asymmetric, leader isolation, random cuts).
@@ -75,6 +80,9 @@ pub struct RunReport {
     pub violation: Option<Violation>,
     /// Trace lines (only with `SimConfig::trace`).
     pub trace: Vec<String>,
+    /// The client history; after the finale, as the linearizability checker read it (see
+    /// the workload docs: unanswered writes resolved by what the nodes executed).
+    pub history: Vec<Operation>,
 }
 
 impl RunReport {
@@ -83,11 +91,43 @@ impl RunReport {
         self.violation.is_none()
     }
 
-    /// The command that replays this run.
+    /// The command that replays this run (see [`SimConfig::reproduction_command`]).
     pub fn reproduction_command(&self) -> String {
-        format!(
-            "cargo run -p keel-raft --features sim --bin sim -- --seed {} --steps {} --nodes {}",
-            self.config.seed, self.config.steps, self.config.nodes
+        self.config.reproduction_command()
+    }
+
+    fn fmt_faults(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fl = &self.faults;
+        writeln!(
+            f,
+            "  faults: crashes={} (unsynced={} during-sync={} torn={} outages={}) restarts={} \
+             partitions={} transfers={} conf-changes={} compactions={}",
+            fl.crashes,
+            fl.crashes_unsynced,
+            fl.crashes_during_sync,
+            fl.crashes_torn,
+            fl.outages,
+            fl.restarts,
+            fl.partitions,
+            fl.transfers,
+            fl.conf_changes_proposed,
+            fl.compactions
+        )
+    }
+
+    fn fmt_cluster(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cl = &self.cluster;
+        writeln!(
+            f,
+            "  raft: leader-terms={} max-term={} applied={} acknowledged={} snapshots-sent={} \
+             conf-applied={} voters-final={}",
+            cl.leader_terms,
+            cl.max_term,
+            cl.applied_max,
+            cl.acknowledged_max,
+            cl.snapshots_sent,
+            cl.conf_changes_applied,
+            cl.voters_final
         )
     }
 }
@@ -119,52 +159,35 @@ impl fmt::Display for RunReport {
         )?;
         writeln!(
             f,
-            "  run: clients={} features=[{}] loss={}‰ dup={}‰ long-delay={}‰ torn={}‰",
+            "  run: clients={} features=[{}] loss={}‰ dup={}‰ long-delay={}‰ torn={}‰ \
+             crash-in-fsync={}‰",
             s.clients,
             features(s),
             s.loss_per_mille,
             s.duplicate_per_mille,
             s.long_delay_per_mille,
-            s.torn_per_mille
+            s.torn_per_mille,
+            s.crash_during_sync_per_mille
         )?;
-        let fl = &self.faults;
-        writeln!(
-            f,
-            "  faults: crashes={} (unsynced={} torn={}) restarts={} partitions={} \
-             transfers={} conf-changes={} compactions={}",
-            fl.crashes,
-            fl.crashes_unsynced,
-            fl.crashes_torn,
-            fl.restarts,
-            fl.partitions,
-            fl.transfers,
-            fl.conf_changes_proposed,
-            fl.compactions
-        )?;
+        self.fmt_faults(f)?;
         let n = &self.network;
         writeln!(
             f,
             "  network: sent={} lost={} cut={} duplicated={}",
             n.sent, n.lost, n.cut, n.duplicated
         )?;
-        let cl = &self.cluster;
-        writeln!(
-            f,
-            "  raft: leader-terms={} max-term={} applied={} acknowledged={} snapshots-sent={} \
-             conf-applied={} voters-final={}",
-            cl.leader_terms,
-            cl.max_term,
-            cl.applied_max,
-            cl.acknowledged_max,
-            cl.snapshots_sent,
-            cl.conf_changes_applied,
-            cl.voters_final
-        )?;
+        self.fmt_cluster(f)?;
         let w = &self.workload;
         write!(
             f,
-            "  clients: invoked={} completed={} indeterminate={} refused={}",
-            w.invoked, w.completed, w.indeterminate, w.refused
+            "  clients: invoked={} completed={} indeterminate={} (writes executed={} never={}) \
+             refused={}",
+            w.invoked,
+            w.completed,
+            w.indeterminate,
+            w.executed_unanswered,
+            w.never_applied,
+            w.refused
         )?;
         if let Some(lin) = &self.linearizability {
             write!(

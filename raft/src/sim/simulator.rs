@@ -86,10 +86,12 @@ impl Simulator {
             chaos_on: true,
             config,
         };
-        sim.checkers.durability_enabled = sim.config.durability_check;
+        sim.checkers.step_checks_enabled = sim.config.step_checks;
         sim.start_nodes(&voters);
         sim.start_clients();
-        let first_chaos = sim.chaos_rng.between(1, sim.config.settings.chaos_interval_us);
+        let first_chaos = sim
+            .chaos_rng
+            .between(1, sim.config.settings.chaos_interval_us);
         sim.queue.schedule(SimTime(first_chaos), Event::Chaos);
         sim
     }
@@ -217,6 +219,7 @@ impl Simulator {
             }
             Event::Chaos => self.on_chaos(),
             Event::Restart(id) => self.restart(id),
+            Event::CrashDuringSync(id) => self.crash_during_sync(id),
             Event::Heal => {
                 self.network.heal();
                 self.trace.note(self.now, "heal: all links restored");
@@ -225,12 +228,15 @@ impl Simulator {
     }
 
     fn on_tick(&mut self, id: NodeId) {
-        let Some(node) = self.nodes.get(&id) else { return };
+        let Some(node) = self.nodes.get(&id) else {
+            return;
+        };
         if node.state == NodeState::Removed {
             return;
         }
         let tick_us = self.tick_us.get(&id).copied().unwrap_or(TICK_US);
-        self.queue.schedule(self.now.after_us(tick_us), Event::Tick(id));
+        self.queue
+            .schedule(self.now.after_us(tick_us), Event::Tick(id));
         self.with_node(id, |n, cx| {
             if let Some(raw) = n.raw.as_mut() {
                 raw.tick();
@@ -324,7 +330,8 @@ impl Simulator {
     fn invoked(&mut self, client: ClientId, op: OpId, input: KvInput, target: NodeId) {
         self.workload.invoked(client, op, input, target, self.now);
         let timeout = self.now.after_us(self.config.settings.client_timeout_us);
-        self.queue.schedule(timeout, Event::ClientTimeout(client, op));
+        self.queue
+            .schedule(timeout, Event::ClientTimeout(client, op));
     }
 
     fn wake_client_later(&mut self, client: ClientId, refused: bool) {
@@ -394,9 +401,15 @@ impl Simulator {
         );
     }
 
-    fn send(&mut self, m: Message) {
+    fn send(&mut self, mut m: Message) {
         if m.kind == MessageKind::Snapshot {
             self.snapshots_sent += 1;
+            let fresh = self.nodes.get(&m.from).and_then(SimNode::fresh_snapshot);
+            if let (Some(fresh), Some(stored)) = (fresh, &m.snapshot) {
+                if fresh.meta.index >= stored.meta.index {
+                    m.snapshot = Some(fresh);
+                }
+            }
         }
         let delays = self.network.route(&m);
         if delays.is_empty() && m.kind == MessageKind::Snapshot {
@@ -409,13 +422,21 @@ impl Simulator {
     }
 
     fn schedule_sync(&mut self, node: NodeId, incarnation: u64, records: u64) {
-        let latency_us = self
-            .disk_rng
-            .between(FSYNC_US_MIN, self.config.settings.fsync_us_max.max(FSYNC_US_MIN));
+        let latency_us = self.disk_rng.between(
+            FSYNC_US_MIN,
+            self.config.settings.fsync_us_max.max(FSYNC_US_MIN),
+        );
         // One device: fsyncs of a node complete in the order they were issued.
         let previous = self.sync_done_at.get(&node).copied().unwrap_or_default();
         let at = self.now.after_us(latency_us).max(previous);
         self.sync_done_at.insert(node, at);
+        let per_mille = self.config.settings.crash_during_sync_per_mille;
+        if self.chaos_on && self.disk_rng.chance_per_mille(per_mille) {
+            let crash_at = self
+                .now
+                .after_us(self.disk_rng.below(at.since_us(self.now).max(1)));
+            self.queue.schedule(crash_at, Event::CrashDuringSync(node));
+        }
         self.queue.schedule(
             at,
             Event::SyncDone {
@@ -434,6 +455,8 @@ impl Simulator {
         output: Option<KvOutput>,
     ) {
         let Some(output) = output else { return };
+        self.workload
+            .executed(command.client, command.op, output, self.now);
         if self
             .workload
             .answered(command.client, command.op, node, output, self.now)
@@ -463,7 +486,10 @@ impl Simulator {
     }
 
     fn on_conf_change_applied(&mut self, index: LogIndex, cc: &ConfChange) {
-        self.conf_indexes_applied.insert(index);
+        if index.0 > self.config.nodes as u64 {
+            // Bootstrap entries are not membership changes.
+            self.conf_indexes_applied.insert(index);
+        }
         if cc.kind != ConfChangeKind::RemoveNode || !self.removed.insert(cc.node_id) {
             return;
         }
@@ -471,8 +497,10 @@ impl Simulator {
         let now = self.now;
         if let Some(node) = self.nodes.get_mut(&cc.node_id) {
             node.shut_down();
-            self.trace
-                .note(now, &format!("{} removed at {index}: shut down", cc.node_id));
+            self.trace.note(
+                now,
+                &format!("{} removed at {index}: shut down", cc.node_id),
+            );
         }
     }
 
@@ -491,7 +519,9 @@ impl Simulator {
             if !node.is_up() || node.role != Role::Leader {
                 continue;
             }
-            let Some(raw) = node.raw.as_ref() else { continue };
+            let Some(raw) = node.raw.as_ref() else {
+                continue;
+            };
             let status = raw.status();
             if status.role == Role::Leader {
                 self.checkers
@@ -549,6 +579,31 @@ impl Simulator {
             linearizability: None,
             violation: self.checkers.violation().cloned(),
             trace: self.trace.take_lines(),
+            history: self.workload.history().to_vec(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A server finishes bootstrapping (durably) before it serves; an outage at time zero
+    // must not erase the group. (The first version wrote the bootstrap Ready but left it
+    // waiting for a normal fsync, and an early outage lost the cluster.)
+    #[test]
+    fn bootstrap_is_durable_before_the_first_event() {
+        let sim = Simulator::new(SimConfig::new(3, 5, 100));
+        for id in 1..=5 {
+            let image = sim.nodes[&NodeId(id)].disk.image();
+            assert_eq!(image.last_index(), LogIndex(5), "n{id}");
+            assert_eq!(image.hard_state.commit, LogIndex(5), "n{id}");
+        }
+        for spare in 6..=7 {
+            assert_eq!(
+                sim.nodes[&NodeId(spare)].disk.image().last_index(),
+                LogIndex(0)
+            );
         }
     }
 }

@@ -50,6 +50,7 @@ impl Trace {
             Event::ClientTimeout(client, op) => (5, u64::from(client.0), op.0),
             Event::Chaos => (6, 0, 0),
             Event::Restart(node) => (7, node.0, 0),
+            Event::CrashDuringSync(node) => (9, node.0, 0),
             Event::Heal => (8, 0, 0),
         };
         self.digest.write_u64(code);
@@ -96,6 +97,7 @@ fn describe(event: &Event) -> String {
         Event::ClientTimeout(client, op) => format!("client c{} times out op #{}", client.0, op.0),
         Event::Chaos => "chaos".to_string(),
         Event::Restart(node) => format!("restart {node}"),
+        Event::CrashDuringSync(node) => format!("power loss at {node} during an fsync"),
         Event::Heal => "heal all links".to_string(),
     }
 }
@@ -113,7 +115,11 @@ pub(crate) fn describe_message(m: &Message) -> String {
             m.commit
         ),
         MessageKind::AppendResponse if m.reject => {
-            write!(out, " reject={} hint={}/{}", m.index, m.reject_hint, m.log_term)
+            write!(
+                out,
+                " reject={} hint={}/{}",
+                m.index, m.reject_hint, m.log_term
+            )
         }
         MessageKind::AppendResponse => write!(out, " match={}", m.index),
         MessageKind::Vote | MessageKind::PreVote => write!(out, " last={}/{}", m.index, m.log_term),

@@ -52,7 +52,10 @@ impl LeaderCompleteness {
                      entry of {}); it holds {}",
                     committed.commit_term,
                     committed.id.term,
-                    held.map_or_else(|| "nothing".to_string(), |h| format!("an entry of {}", h.term))
+                    held.map_or_else(
+                        || "nothing".to_string(),
+                        |h| format!("an entry of {}", h.term)
+                    )
                 ));
             }
         }

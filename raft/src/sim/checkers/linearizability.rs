@@ -3,10 +3,16 @@
 //!
 //! Keys are independent registers, so the history is split per key (linearizability is
 //! compositional, Herlihy & Wing §3.3) and each key's sub-history is searched alone. The
-//! search walks a list of call and return events in time order. At a call it tries to
-//! linearize that operation now (the model must accept its answer); at a return of an
-//! operation not yet linearized it backtracks. A cache of (linearized set, model state)
-//! prunes states already explored. Indeterminate operations return at infinity: a put or
+//! search keeps a list of call and return events in time order. The operations that may
+//! come next are the calls before the first remaining return; it tries them earliest
+//! return first (the model must accept each one's answer), and when none fits it backtracks
+//! to the latest choice that has an untried alternative. Two reductions keep it fast:
+//! an answered read or failed cas that the model accepts now is linearized now without
+//! branching (sound when written values are unique, as the simulator's are: a state once
+//! left never returns), and a cache of (linearized set, model state) prunes states
+//! already explored; the set is stored as a 128-bit Zobrist fingerprint (XOR
+//! of one random key per operation, updated in O(1)), so a collision is as likely as two
+//! random 128-bit values meeting. Indeterminate operations return at infinity: a put or
 //! cas with an unknown answer is accepted by the model wherever it is placed (a cas takes
 //! effect only if its comparison holds there), so it may take effect at any time after its
 //! invocation or, placed after everything else, in effect never. Indeterminate reads tell
@@ -14,10 +20,11 @@
 //!
 //! Worked example (one key, initially absent): A = put(1) over [0, 10], B = get -> 1 over
 //! [2, 3], C = get -> nil over [4, 5]. Events: A call, B call, B ret, C call, C ret, A ret.
-//! Linearize A (state 1), then B (reads 1: ok); at C's call the model refuses get -> nil;
-//! C's return forces a backtrack: undo B, then A; B alone at its call is refused (reads 1,
-//! state nil), B's return with nothing left to undo: not linearizable. Indeed B saw the put
-//! take effect before C, which ran entirely after B, still saw nil.
+//! First candidates: A and B (before B's return), B first (earlier return); the model
+//! refuses B (reads 1, state nil), so A, then B (reads 1: forced). Next candidates: only C
+//! (A is done, C's return comes next), refused (reads nil, state 1): dead end; B was forced,
+//! so undo B and A; A has no alternative left: not linearizable. Indeed B saw the put take
+//! effect before C, which ran entirely after B, still saw nil.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -26,9 +33,12 @@ use thiserror::Error;
 use crate::sim::history::Operation;
 use crate::sim::kv::{Key, KvInput, KvOutput};
 
-/// Search steps allowed per key before giving up (a bound, so a pathological history fails
-/// loudly instead of hanging the run).
-pub const SEARCH_STEPS_MAX: u64 = 50_000_000;
+/// Search steps allowed per key before giving up. A linearizable history of the simulator
+/// takes about one step per operation (the earliest-return choice is almost always right);
+/// exhausting the budget means the search is backtracking through combinations of
+/// concurrent writes, which in practice only happens when no order exists. The bound also
+/// caps the cache (at most one entry per step, ~40 bytes each).
+pub const SEARCH_STEPS_MAX: u64 = 2_000_000;
 
 /// What the search explored, for the run summary.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -59,12 +69,17 @@ pub enum LinearizabilityError {
         /// Most operations linearized by any attempt.
         linearized_max: usize,
         /// The operation whose return could not be reached in the deepest attempt.
-        stuck: Operation,
+        stuck: Box<Operation>,
         /// Operations overlapping `stuck` in time (at most 16), for the report.
         concurrent: Vec<Operation>,
     },
-    /// The search hit [`SEARCH_STEPS_MAX`] without an answer.
-    #[error("history of k{} too costly to check: {operations} operations, {search_steps} steps", key.0)]
+    /// The search hit its step budget without an answer (see [`SEARCH_STEPS_MAX`]).
+    #[error(
+        "history of k{} undecided after {search_steps} search steps ({operations} operations): \
+         correct histories need about one step per operation, so it is almost certainly not \
+         linearizable",
+        key.0
+    )]
     SearchExhausted {
         /// The key whose sub-history was too costly.
         key: Key,
@@ -127,6 +142,42 @@ fn model_step(state: Option<u64>, op: &Operation) -> Option<Option<u64>> {
         // An answer of the wrong kind, or an indeterminate read (filtered out before).
         _ => None,
     }
+}
+
+/// One random 128-bit key per operation (splitmix64, fixed seed: runs stay reproducible).
+fn zobrist_keys(count: usize) -> Vec<u128> {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    (0..count)
+        .map(|_| (u128::from(next()) << 64) | u128::from(next()))
+        .collect()
+}
+
+/// True when no value is written twice (puts and cas values), which makes a state, once
+/// left, never come back: the condition for linearizing accepted reads without branching.
+fn written_values_are_unique(ops: &[Operation]) -> bool {
+    let mut seen = HashSet::new();
+    ops.iter().all(|op| match op.input {
+        KvInput::Put { value, .. } | KvInput::Cas { value, .. } => seen.insert(value),
+        KvInput::Get { .. } => true,
+    })
+}
+
+/// One linearization choice on the search path.
+#[derive(Debug)]
+struct Frame {
+    op: usize,
+    state_before: Option<u64>,
+    /// The alternatives at this point, and where to resume trying them (None: the choice
+    /// was forced, there is nothing else to try here).
+    candidates: Vec<usize>,
+    next: Option<usize>,
 }
 
 /// One entry of the doubly linked event list. Index 0 is the head sentinel, the last index
@@ -224,15 +275,52 @@ impl<'a> Search<'a> {
         self.relink(self.call_of[op]);
     }
 
-    /// Runs the search; returns the steps taken.
+    /// The operations that may be linearized next: the calls before the first return in
+    /// the remaining list, earliest return first (a completed operation must come before
+    /// everything invoked after it returned; trying the earliest deadline first makes the
+    /// first choice right almost every time for a correct cluster).
+    fn minimal_calls(&self) -> Vec<usize> {
+        let mut calls = Vec::new();
+        let mut entry = self.links[0].next;
+        while entry != self.tail() && self.links[entry].is_call {
+            calls.push(self.links[entry].op);
+            entry = self.links[entry].next;
+        }
+        calls.sort_by_key(|&op| (self.ops[op].complete.map_or(u64::MAX, |t| t.0), op));
+        calls
+    }
+
+    /// The operation whose return is first in the remaining list (what blocks progress).
+    fn first_return(&self) -> usize {
+        let mut entry = self.links[0].next;
+        while entry != self.tail() && self.links[entry].is_call {
+            entry = self.links[entry].next;
+        }
+        self.links[entry].op
+    }
+
+    /// True for an answered operation that leaves the state as it is (a read, a failed
+    /// cas). With unique written values such an operation, if the model accepts it now,
+    /// may be linearized now without trying the alternatives: the state it needs never
+    /// comes back once changed, and placing it earlier moves nothing else.
+    fn is_read_only(&self, op: usize) -> bool {
+        matches!(
+            self.ops[op].output,
+            Some(KvOutput::Get(_)) | Some(KvOutput::Cas(false))
+        )
+    }
+
+    /// Depth-first search over linearization orders; returns the steps taken.
     fn run(&mut self) -> Result<u64, LinearizabilityError> {
-        let words = self.ops.len().div_ceil(64);
-        let mut linearized = vec![0u64; words];
-        let mut cache: HashSet<(Vec<u64>, Option<u64>)> = HashSet::new();
-        let mut stack: Vec<(usize, Option<u64>)> = Vec::new();
+        let keys = zobrist_keys(self.ops.len());
+        let force_reads = written_values_are_unique(self.ops);
+        let mut linearized = 0u128;
+        let mut cache: HashSet<(u128, Option<u64>)> = HashSet::new();
+        let mut stack: Vec<Frame> = Vec::new();
         let mut state: Option<u64> = None;
         let mut deepest = (0usize, usize::MAX);
-        let mut entry = self.links[0].next;
+        let mut candidates = self.minimal_calls();
+        let mut next = 0usize;
         let mut steps = 0u64;
         while self.links[0].next != self.tail() {
             steps += 1;
@@ -243,37 +331,77 @@ impl<'a> Search<'a> {
                     search_steps: steps,
                 });
             }
-            let link = self.links[entry];
-            if link.is_call {
-                let op = link.op;
-                if let Some(next_state) = model_step(state, &self.ops[op]) {
-                    linearized[op / 64] |= 1 << (op % 64);
-                    if cache.insert((linearized.clone(), next_state)) {
-                        stack.push((entry, state));
-                        state = next_state;
-                        self.lift(op);
-                        entry = self.links[0].next;
-                        continue;
-                    }
-                    linearized[op / 64] &= !(1 << (op % 64));
+            let forced = (force_reads && next == 0)
+                .then(|| {
+                    candidates.iter().copied().find(|&op| {
+                        self.is_read_only(op) && model_step(state, &self.ops[op]).is_some()
+                    })
+                })
+                .flatten();
+            let chosen = match forced {
+                Some(op) => {
+                    let next_state = state;
+                    cache
+                        .insert((linearized ^ keys[op], next_state))
+                        .then_some((op, next_state))
                 }
-                entry = link.next;
+                None => self.next_choice(&candidates, &mut next, state, |op, next_state| {
+                    cache.insert((linearized ^ keys[op], next_state))
+                }),
+            };
+            if let Some((op, next_state)) = chosen {
+                stack.push(Frame {
+                    op,
+                    state_before: state,
+                    candidates: std::mem::take(&mut candidates),
+                    next: if forced.is_some() { None } else { Some(next) },
+                });
+                linearized ^= keys[op];
+                state = next_state;
+                self.lift(op);
+                candidates = self.minimal_calls();
+                next = 0;
                 continue;
             }
-            // The return of an operation not linearized yet: undo the latest choice.
+            // Dead end: undo choices until one has an untried alternative.
             if stack.len() >= deepest.0 {
-                deepest = (stack.len(), link.op);
+                deepest = (stack.len(), self.first_return());
             }
-            let Some((call_entry, previous_state)) = stack.pop() else {
-                return Err(self.not_linearizable(deepest));
-            };
-            let op = self.links[call_entry].op;
-            linearized[op / 64] &= !(1 << (op % 64));
-            state = previous_state;
-            self.unlift(op);
-            entry = self.links[call_entry].next;
+            loop {
+                let Some(frame) = stack.pop() else {
+                    return Err(self.not_linearizable(deepest));
+                };
+                self.unlift(frame.op);
+                linearized ^= keys[frame.op];
+                state = frame.state_before;
+                if let Some(resume) = frame.next {
+                    candidates = frame.candidates;
+                    next = resume;
+                    break;
+                }
+            }
         }
         Ok(steps)
+    }
+
+    /// The next candidate from `next` on that the model accepts at `state` and whose
+    /// resulting configuration is new (`fresh` records it).
+    fn next_choice(
+        &self,
+        candidates: &[usize],
+        next: &mut usize,
+        state: Option<u64>,
+        mut fresh: impl FnMut(usize, Option<u64>) -> bool,
+    ) -> Option<(usize, Option<u64>)> {
+        while let Some(&op) = candidates.get(*next) {
+            *next += 1;
+            if let Some(next_state) = model_step(state, &self.ops[op]) {
+                if fresh(op, next_state) {
+                    return Some((op, next_state));
+                }
+            }
+        }
+        None
     }
 
     fn not_linearizable(&self, (linearized_max, stuck): (usize, usize)) -> LinearizabilityError {
@@ -282,7 +410,9 @@ impl<'a> Search<'a> {
         let concurrent = self
             .ops
             .iter()
-            .filter(|op| op.invoke.0 <= end && op.complete.map_or(u64::MAX, |t| t.0) >= stuck.invoke.0)
+            .filter(|op| {
+                op.invoke.0 <= end && op.complete.map_or(u64::MAX, |t| t.0) >= stuck.invoke.0
+            })
             .filter(|op| **op != stuck)
             .take(16)
             .copied()
@@ -291,7 +421,7 @@ impl<'a> Search<'a> {
             key: self.key,
             operations: self.ops.len(),
             linearized_max,
-            stuck,
+            stuck: Box::new(stuck),
             concurrent,
         }
     }
@@ -319,14 +449,30 @@ mod tests {
     }
 
     fn put(client: u32, value: u64, span: (u64, u64)) -> Operation {
-        op(client, KvInput::Put { key: K, value }, Some(KvOutput::Put), span)
+        op(
+            client,
+            KvInput::Put { key: K, value },
+            Some(KvOutput::Put),
+            span,
+        )
     }
 
     fn get(client: u32, read: Option<u64>, span: (u64, u64)) -> Operation {
-        op(client, KvInput::Get { key: K }, Some(KvOutput::Get(read)), span)
+        op(
+            client,
+            KvInput::Get { key: K },
+            Some(KvOutput::Get(read)),
+            span,
+        )
     }
 
-    fn cas(client: u32, expected: Option<u64>, value: u64, swapped: Option<bool>, span: (u64, u64)) -> Operation {
+    fn cas(
+        client: u32,
+        expected: Option<u64>,
+        value: u64,
+        swapped: Option<bool>,
+        span: (u64, u64),
+    ) -> Operation {
         let input = KvInput::Cas {
             key: K,
             expected,
@@ -345,7 +491,14 @@ mod tests {
         ];
         let error = check_history(&history).expect_err("stale read");
         assert!(
-            matches!(error, LinearizabilityError::NotLinearizable { key: K, operations: 3, .. }),
+            matches!(
+                error,
+                LinearizabilityError::NotLinearizable {
+                    key: K,
+                    operations: 3,
+                    ..
+                }
+            ),
             "{error}"
         );
     }
@@ -371,7 +524,11 @@ mod tests {
     // A write acknowledged before a read began must be visible to it (a lost write).
     #[test]
     fn a_lost_acknowledged_write_is_rejected() {
-        let history = [put(1, 1, (0, 1)), put(1, 2, (2, 3)), get(2, Some(1), (4, 5))];
+        let history = [
+            put(1, 1, (0, 1)),
+            put(1, 2, (2, 3)),
+            get(2, Some(1), (4, 5)),
+        ];
         assert!(check_history(&history).is_err());
     }
 
@@ -384,7 +541,10 @@ mod tests {
         let late = [pending, get(2, None, (5, 6)), get(2, Some(7), (100, 101))];
         assert!(check_history(&late).is_ok());
         // But it cannot take effect before it was invoked.
-        let early = [get(2, Some(7), (0, 1)), op(1, KvInput::Put { key: K, value: 7 }, None, (5, 0))];
+        let early = [
+            get(2, Some(7), (0, 1)),
+            op(1, KvInput::Put { key: K, value: 7 }, None, (5, 0)),
+        ];
         assert!(check_history(&early).is_err());
         // Nor un-happen once observed.
         let flicker = [pending, get(2, Some(7), (5, 6)), get(2, None, (7, 8))];
@@ -423,8 +583,18 @@ mod tests {
         let k1 = Key(1);
         let history = [
             put(1, 1, (0, 1)),
-            op(2, KvInput::Put { key: k1, value: 9 }, Some(KvOutput::Put), (0, 1)),
-            op(3, KvInput::Get { key: k1 }, Some(KvOutput::Get(None)), (2, 3)),
+            op(
+                2,
+                KvInput::Put { key: k1, value: 9 },
+                Some(KvOutput::Put),
+                (0, 1),
+            ),
+            op(
+                3,
+                KvInput::Get { key: k1 },
+                Some(KvOutput::Get(None)),
+                (2, 3),
+            ),
             get(3, Some(1), (4, 5)),
         ];
         let error = check_history(&history).expect_err("k1 lost its put");
@@ -436,7 +606,36 @@ mod tests {
     fn the_search_budget_is_enforced() {
         let history: Vec<Operation> = (0..20).map(|i| put(i, u64::from(i), (0, 100))).collect();
         let error = check_history_with_budget(&history, 5).expect_err("tiny budget");
-        assert!(matches!(error, LinearizabilityError::SearchExhausted { .. }));
+        assert!(matches!(
+            error,
+            LinearizabilityError::SearchExhausted { .. }
+        ));
+    }
+
+    // A pile-up (a cluster unavailable for a while, then many concurrent writes completing
+    // together) must stay cheap: a plain WGL search tries the subsets of the 30 pending puts
+    // in front of the read (2^30); forced reads and earliest-return-first make it linear.
+    #[test]
+    fn a_pile_up_of_concurrent_writes_is_checked_quickly() {
+        let mut history = vec![put(0, 1000, (0, 1))];
+        for i in 0..30u32 {
+            history.push(put(
+                i + 1,
+                u64::from(i),
+                (2 + u64::from(i), 100 + u64::from(i)),
+            ));
+        }
+        history.push(get(40, Some(1000), (3, 50)));
+        history.push(get(41, Some(29), (200, 201)));
+        let stats = check_history(&history).expect("linearizable: puts in return order");
+        assert!(stats.search_steps < 1_000, "{} steps", stats.search_steps);
+        // Refuting a pile-up is still exponential (every order of the puts fails): with a
+        // small budget the answer is "undecided", which fails a run just the same.
+        history.push(get(42, Some(3), (300, 301)));
+        assert!(
+            check_history_with_budget(&history, 50_000).is_err(),
+            "3 was overwritten before 200"
+        );
     }
 
     /// A sequential execution of random operations against the real store model, with
@@ -445,7 +644,7 @@ mod tests {
         let mut state: Option<u64> = None;
         let mut history = Vec::new();
         for (i, (&(kind, arg), &w)) in ops.iter().zip(widen).enumerate() {
-            let at = 100 * (i as u64 + 1);
+            let at = 100 * (i as u64 + 2);
             let value = i as u64 + 1;
             let (input, output) = match kind % 3 {
                 0 => {
@@ -459,7 +658,14 @@ mod tests {
                     if swaps {
                         state = Some(value);
                     }
-                    (KvInput::Cas { key: K, expected, value }, KvOutput::Cas(swaps))
+                    (
+                        KvInput::Cas {
+                            key: K,
+                            expected,
+                            value,
+                        },
+                        KvOutput::Cas(swaps),
+                    )
                 }
             };
             history.push(op(i as u32, input, Some(output), (at - w, at + w)));
