@@ -1,11 +1,9 @@
-//! etcd's MVCC revision model (etcd 3.4 `mvcc/`) over the copy-on-write B+tree: a record tree
-//! (revision -> record, etcd's key bucket), a revision index (key -> generations, etcd's
-//! treeIndex), write transactions, read views, watch history and compaction.
+//! etcd's MVCC revision model (etcd 3.4 `mvcc/`) over the page file's trees: a record tree
+//! (revision -> record, etcd's key bucket), a persisted revision index (key -> generations,
+//! etcd's treeIndex), write transactions, read views, watch history and compaction.
 
 mod compact;
 mod event;
-mod index;
-mod index_key;
 mod key_index;
 mod key_range;
 mod key_value;
@@ -13,11 +11,11 @@ mod range;
 mod read_view;
 mod record;
 mod revision;
-mod state;
+pub(crate) mod state;
 mod store;
 mod write_txn;
 
-pub use compact::CompactOutcome;
+pub use compact::{CompactOutcome, CompactProgress};
 pub use event::{Event, EventKind};
 pub use key_range::KeyRange;
 pub use key_value::KeyValue;

@@ -1,508 +1,627 @@
-//! `BTree`: an ordered map stored as a copy-on-write B+tree. Cloning a tree is O(1) and gives an
-//! immutable snapshot; a write copies only the nodes on its path that a snapshot still shares.
+//! `Tree`: one copy-on-write B+tree of byte keys and byte values whose nodes are pages of the
+//! file or nodes in memory. Reads descend through either; a write copies the nodes on its path
+//! into memory (a page is decoded, its page released; a node a reader or checkpoint shares is
+//! copied) and changes the copies. Nodes fit one page by bytes; entries are at most a quarter
+//! page (longer items are blobs), so splits and rebalances always find halves that fit.
+//!
+//! Errors (a corrupt page met on the way) can leave the nodes a write already changed in any
+//! state: every caller that writes saves the roots first and restores them on error.
 
 mod check;
+mod cursor;
+mod encode;
 
-use std::borrow::Borrow;
-use std::fmt;
-use std::ops::RangeBounds;
+use std::cmp::Ordering;
 use std::sync::Arc;
 
-use crate::cursor::Range;
-use crate::node::{fill_min, Branch, Insert, Leaf, Node};
+use bytes::Bytes;
 
-pub use check::TreeCheckError;
+use crate::error::Result;
+use crate::node::{
+    item_bytes, Body, Branch, Item, Layout, Leaf, MemNode, NodeRef, PageNode, RawItem,
+};
+use crate::page::{blob_pages, PageId};
+use crate::pager::PageSource;
 
-/// Default maximum entries per leaf and children per branch. 64 keeps a 1M-entry tree at depth
-/// 4 while a path copy (one node per level) stays a few hundred pointer copies.
-pub const FANOUT_MAX_DEFAULT: usize = 64;
+pub(crate) use check::check_tree;
+pub(crate) use cursor::Cursor;
+pub(crate) use encode::{adopt_written, Encoder};
 
-/// An ordered map from `K` to `V` held in a copy-on-write B+tree whose nodes have at most
-/// `FANOUT_MAX` entries (leaves) or children (branches).
-///
-/// - `clone()` is O(1): both trees share every node, and each stays unchanged by writes to the
-///   other. A write copies a node only when another tree still shares it (`Arc::make_mut`), so a
-///   batch of writes after one snapshot copies each path once and then works in place.
-/// - Every node except the root holds at least `FANOUT_MAX / 2` entries or children; all leaves
-///   are at the same depth. [`BTree::check`] verifies both.
-///
-/// Keys and values are cloned when a shared node is copied; keep them cheap to clone (`Arc`,
-/// `bytes::Bytes`, small `Copy` types).
-pub struct BTree<K, V, const FANOUT_MAX: usize = FANOUT_MAX_DEFAULT> {
-    /// `None` when empty; never an empty leaf, never a branch with one child.
-    root: Option<Arc<Node<K, V, FANOUT_MAX>>>,
-    /// Number of entries.
-    len: usize,
+/// Deepest a tree can be: every branch has two children, so a tree this deep would hold 2^48
+/// leaves. A walk going deeper follows a reference cycle in a damaged file.
+pub(crate) const DEPTH_MAX: usize = 48;
+
+/// The error for a walk deeper than [`DEPTH_MAX`].
+pub(crate) fn too_deep(src: &PageSource, node: &NodeView<'_>) -> crate::BtreeError {
+    let page = match node {
+        NodeView::Page(page) => page.id(),
+        NodeView::Mem(_) => PageId(0),
+    };
+    let reason = crate::Corruption::Layout("tree deeper than 48 levels (a reference cycle)");
+    src.corrupt(page, reason)
 }
 
-impl<K, V> BTree<K, V> {
-    /// An empty tree with the default fanout.
-    pub fn new() -> Self {
-        Self::with_fanout()
-    }
+/// A tree: its root (`None` when empty) and its entry count.
+#[derive(Clone, Default)]
+pub(crate) struct Tree {
+    pub(crate) root: Option<NodeRef>,
+    pub(crate) len: u64,
 }
 
-impl<K, V, const FANOUT_MAX: usize> BTree<K, V, FANOUT_MAX> {
-    /// Why 4: with fewer, a half-full branch would have a single child.
-    const FANOUT_MAX_VALID: () = assert!(FANOUT_MAX >= 4, "FANOUT_MAX must be at least 4");
+/// Pages (first, count) a write stopped referencing.
+pub(crate) type Freed = Vec<(PageId, u64)>;
 
-    /// An empty tree with the fanout of its type (`BTree::<K, V, 8>::with_fanout()`).
-    pub fn with_fanout() -> Self {
-        let () = Self::FANOUT_MAX_VALID;
-        BTree { root: None, len: 0 }
-    }
+/// What a write needs: where to read pages, the size rules, and where to note released pages.
+pub(crate) struct WriteCx<'a> {
+    pub(crate) src: &'a PageSource,
+    pub(crate) layout: Layout,
+    pub(crate) freed: &'a mut Freed,
+}
 
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the tree has no entries.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Removes every entry (snapshots keep theirs).
-    pub fn clear(&mut self) {
-        self.root = None;
-        self.len = 0;
-    }
-
-    /// The value stored under `key`.
-    pub fn get<Q>(&self, key: &Q) -> Option<&V>
-    where
-        K: Borrow<Q>,
-        Q: Ord + ?Sized,
-    {
-        self.root.as_deref()?.get(key)
-    }
-
-    /// Whether `key` is present.
-    pub fn contains_key<Q>(&self, key: &Q) -> bool
-    where
-        K: Borrow<Q>,
-        Q: Ord + ?Sized,
-    {
-        self.get(key).is_some()
-    }
-
-    /// The entry with the smallest key.
-    pub fn first_key_value(&self) -> Option<(&K, &V)> {
-        self.root.as_deref()?.first()
-    }
-
-    /// The entry with the largest key.
-    pub fn last_key_value(&self) -> Option<(&K, &V)> {
-        self.root.as_deref()?.last()
-    }
-
-    /// Entries whose keys lie in `range`, in ascending key order (`.rev()` for descending).
-    /// An inverted or empty range (start after end, or equal bounds not both inclusive) yields
-    /// nothing; unlike `std::collections::BTreeMap::range` it does not panic.
-    pub fn range<Q, R>(&self, range: R) -> Range<'_, K, V, FANOUT_MAX>
-    where
-        K: Borrow<Q>,
-        Q: Ord + ?Sized,
-        R: RangeBounds<Q>,
-    {
-        Range::new(self.root.as_deref(), range.start_bound(), range.end_bound())
-    }
-
-    /// Every entry in ascending key order.
-    pub fn iter(&self) -> Range<'_, K, V, FANOUT_MAX> {
-        Range::all(self.root.as_deref())
-    }
-
-    /// Depth of the leaves (0 for an empty tree, 1 for a single leaf).
-    pub fn depth(&self) -> usize {
-        let mut depth = 0;
-        let mut node = self.root.as_deref();
-        while let Some(current) = node {
-            depth += 1;
-            node = match current {
-                Node::Branch(branch) => branch.children.first().map(|child| &**child),
-                Node::Leaf(_) => None,
-            };
-        }
-        depth
-    }
-
-    /// Whether `self` and `other` are the same version: they share their root node, so every
-    /// entry. O(1); `false` does not mean the contents differ.
-    pub fn ptr_eq(&self, other: &Self) -> bool {
-        match (&self.root, &other.root) {
-            (None, None) => true,
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            _ => false,
+impl WriteCx<'_> {
+    fn free_item(&mut self, item: &Item) {
+        if let Some((first, len_bytes)) = item.blob() {
+            let pages = blob_pages(len_bytes, self.layout.page_size_bytes);
+            self.freed.push((first, pages));
         }
     }
 }
 
-impl<K: Ord + Clone, V: Clone, const FANOUT_MAX: usize> BTree<K, V, FANOUT_MAX> {
-    /// Inserts `value` under `key`; returns the value it replaced. An existing key keeps its
-    /// original key object (as `std::collections::BTreeMap` does).
-    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let Some(root) = self.root.as_mut() else {
-            self.root = Some(Arc::new(Node::Leaf(Leaf::with_entry(key, value))));
-            self.len = 1;
-            return None;
+/// A value found in a tree, with where it lives (for error reports).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Value<'a> {
+    pub(crate) bytes: &'a [u8],
+    /// The leaf page or blob holding the bytes; `PageId(0)` for a value in memory.
+    pub(crate) page: PageId,
+}
+
+/// A node as a reader sees it.
+#[derive(Clone, Copy)]
+pub(crate) enum NodeView<'a> {
+    Page(PageNode<'a>),
+    Mem(&'a Body),
+}
+
+impl<'a> NodeView<'a> {
+    pub(crate) fn load(src: &'a PageSource, node: &'a NodeRef) -> Result<NodeView<'a>> {
+        match node {
+            NodeRef::Page(id) => Ok(NodeView::Page(PageNode::read(src, *id)?)),
+            NodeRef::Mem(mem) => Ok(NodeView::Mem(&mem.body)),
+        }
+    }
+
+    pub(crate) fn is_leaf(&self) -> bool {
+        match self {
+            NodeView::Page(page) => page.is_leaf(),
+            NodeView::Mem(body) => matches!(body, Body::Leaf(_)),
+        }
+    }
+
+    /// Entries (leaf) or separators (branch).
+    pub(crate) fn count(&self) -> usize {
+        match self {
+            NodeView::Page(page) => page.count(),
+            NodeView::Mem(Body::Leaf(leaf)) => leaf.keys.len(),
+            NodeView::Mem(Body::Branch(branch)) => branch.keys.len(),
+        }
+    }
+
+    pub(crate) fn key(&self, src: &'a PageSource, i: usize) -> Result<&'a [u8]> {
+        match self {
+            NodeView::Page(page) => {
+                let raw = page
+                    .key(i)
+                    .map_err(|reason| src.corrupt(page.id(), reason))?;
+                page.bytes_of(src, raw)
+            }
+            NodeView::Mem(Body::Leaf(leaf)) => item_bytes(src, &leaf.keys[i]),
+            NodeView::Mem(Body::Branch(branch)) => item_bytes(src, &branch.keys[i]),
+        }
+    }
+
+    pub(crate) fn value(&self, src: &'a PageSource, i: usize) -> Result<Value<'a>> {
+        match self {
+            NodeView::Page(page) => {
+                let raw = page
+                    .value(i)
+                    .map_err(|reason| src.corrupt(page.id(), reason))?;
+                let at = match raw {
+                    RawItem::Blob { first, .. } => first,
+                    RawItem::Inline { .. } => page.id(),
+                };
+                Ok(Value {
+                    bytes: page.bytes_of(src, raw)?,
+                    page: at,
+                })
+            }
+            NodeView::Mem(Body::Leaf(leaf)) => {
+                let item = &leaf.values[i];
+                let page = item.blob().map_or(PageId(0), |(first, _)| first);
+                Ok(Value {
+                    bytes: item_bytes(src, item)?,
+                    page,
+                })
+            }
+            NodeView::Mem(Body::Branch(_)) => unreachable!("values are read from leaves"),
+        }
+    }
+
+    pub(crate) fn child(&self, src: &'a PageSource, i: usize) -> Result<NodeView<'a>> {
+        match self {
+            NodeView::Page(page) => {
+                let id = page
+                    .child(i)
+                    .map_err(|reason| src.corrupt(page.id(), reason))?;
+                Ok(NodeView::Page(PageNode::read(src, id)?))
+            }
+            NodeView::Mem(Body::Branch(branch)) => NodeView::load(src, &branch.children[i]),
+            NodeView::Mem(Body::Leaf(_)) => unreachable!("children are read from branches"),
+        }
+    }
+
+    /// Index of the child whose interval holds `key`: the number of separators `<= key`.
+    pub(crate) fn child_index(&self, src: &'a PageSource, key: &[u8]) -> Result<usize> {
+        partition_point(self.count(), |i| Ok(self.key(src, i)? <= key))
+    }
+
+    /// Index of the first entry `>= key` (`inclusive`) or `> key`; may be `count()`.
+    pub(crate) fn lower_bound(
+        &self,
+        src: &'a PageSource,
+        key: &[u8],
+        inclusive: bool,
+    ) -> Result<usize> {
+        partition_point(self.count(), |i| {
+            Ok(match self.key(src, i)?.cmp(key) {
+                Ordering::Less => true,
+                Ordering::Equal => !inclusive,
+                Ordering::Greater => false,
+            })
+        })
+    }
+}
+
+/// The first index in `0..len` for which `below` is false (`below` is true then false).
+fn partition_point(len: usize, mut below: impl FnMut(usize) -> Result<bool>) -> Result<usize> {
+    let (mut low, mut high) = (0, len);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if below(mid)? {
+            low = mid + 1;
+        } else {
+            high = mid;
+        }
+    }
+    Ok(low)
+}
+
+/// `Ok(i)` if `items[i]` is `key`, else `Err(i)` where it would go.
+fn search_items(src: &PageSource, items: &[Item], key: &[u8]) -> Result<Result<usize, usize>> {
+    let i = partition_point(items.len(), |i| Ok(item_bytes(src, &items[i])? < key))?;
+    if i < items.len() && item_bytes(src, &items[i])? == key {
+        return Ok(Ok(i));
+    }
+    Ok(Err(i))
+}
+
+fn child_index_items(src: &PageSource, keys: &[Item], key: &[u8]) -> Result<usize> {
+    partition_point(keys.len(), |i| Ok(item_bytes(src, &keys[i])? <= key))
+}
+
+/// Makes the node behind `node` changeable: a page is decoded (and released), a node a reader
+/// or a checkpoint shares is copied. Returns its body.
+fn node_mut<'n>(node: &'n mut NodeRef, cx: &mut WriteCx<'_>) -> Result<&'n mut Body> {
+    match node {
+        NodeRef::Page(id) => {
+            let id = *id;
+            let decoded = PageNode::read(cx.src, id)?
+                .to_mem()
+                .map_err(|reason| cx.src.corrupt(id, reason))?;
+            cx.freed.push((id, 1));
+            *node = NodeRef::Mem(Arc::new(decoded));
+        }
+        NodeRef::Mem(mem) => {
+            if let Some(written) = mem.written() {
+                cx.freed.push((written.page(), 1));
+                *mem = Arc::new(mem.copy_for_write());
+            } else if Arc::get_mut(mem).is_none() {
+                *mem = Arc::new(mem.copy_for_write());
+            }
+        }
+    }
+    match node {
+        NodeRef::Mem(mem) => Ok(&mut Arc::get_mut(mem).expect("made exclusive above").body),
+        NodeRef::Page(_) => unreachable!("replaced by a memory node above"),
+    }
+}
+
+/// The body of a node `node_mut` already made exclusive.
+fn body_of(node: &NodeRef) -> &Body {
+    match node {
+        NodeRef::Mem(mem) => &mem.body,
+        NodeRef::Page(_) => unreachable!("a node just changed is in memory"),
+    }
+}
+
+/// The separator for a right node starting with `first`: its bytes, owned (a separator never
+/// shares a blob with the leaf entry it came from).
+fn separator_of(src: &PageSource, first: &Item) -> Result<Bytes> {
+    match first {
+        Item::Mem(bytes) | Item::Stored { bytes, .. } => Ok(bytes.clone()),
+        Item::Blob { first, len_bytes } => {
+            Ok(Bytes::copy_from_slice(src.blob(*first, *len_bytes)?))
+        }
+    }
+}
+
+enum Insert {
+    Done {
+        replaced: bool,
+    },
+    /// The node split; the parent adopts `right`, whose keys are all `>= separator`.
+    Split {
+        separator: Item,
+        right: NodeRef,
+        replaced: bool,
+    },
+}
+
+impl Tree {
+    /// The value under `key`.
+    pub(crate) fn get<'a>(&'a self, src: &'a PageSource, key: &[u8]) -> Result<Option<Value<'a>>> {
+        let Some(root) = &self.root else {
+            return Ok(None);
         };
-        match Arc::make_mut(root).insert(key, value) {
-            Insert::Replaced(old) => Some(old),
-            Insert::Inserted => {
-                self.len += 1;
-                None
+        let mut node = NodeView::load(src, root)?;
+        let mut depth = 1;
+        while !node.is_leaf() {
+            if depth == DEPTH_MAX {
+                return Err(too_deep(src, &node));
             }
-            Insert::Split { separator, right } => {
-                let left = self
-                    .root
-                    .take()
-                    .expect("the root that split is still there");
-                let root = Branch::new_root(left, separator, right);
-                self.root = Some(Arc::new(Node::Branch(root)));
-                self.len += 1;
-                None
+            let i = node.child_index(src, key)?;
+            node = node.child(src, i)?;
+            depth += 1;
+        }
+        let i = node.lower_bound(src, key, true)?;
+        if i < node.count() && node.key(src, i)? == key {
+            return Ok(Some(node.value(src, i)?));
+        }
+        Ok(None)
+    }
+
+    /// Entries with keys from `start` to `end`, ascending.
+    pub(crate) fn range<'a>(
+        &'a self,
+        src: &'a PageSource,
+        start: std::ops::Bound<&[u8]>,
+        end: std::ops::Bound<Bytes>,
+    ) -> Cursor<'a> {
+        Cursor::new(src, self.root.as_ref(), start, end)
+    }
+
+    /// Stores `value` under `key`; returns whether it replaced a value.
+    pub(crate) fn insert(
+        &mut self,
+        cx: &mut WriteCx<'_>,
+        key: Bytes,
+        value: Bytes,
+    ) -> Result<bool> {
+        let Some(root) = self.root.as_mut() else {
+            let leaf = Leaf {
+                keys: vec![Item::Mem(key)],
+                values: vec![Item::Mem(value)],
+            };
+            self.root = Some(NodeRef::Mem(Arc::new(MemNode::new(Body::Leaf(leaf)))));
+            self.len = 1;
+            return Ok(false);
+        };
+        match insert_at(root, cx, key, value, true, 1)? {
+            Insert::Done { replaced } => {
+                self.len += u64::from(!replaced);
+                Ok(replaced)
+            }
+            Insert::Split {
+                separator,
+                right,
+                replaced,
+            } => {
+                let left = self.root.take().expect("the root that split");
+                let branch = Branch {
+                    keys: vec![separator],
+                    children: vec![left, right],
+                };
+                self.root = Some(NodeRef::Mem(Arc::new(MemNode::new(Body::Branch(branch)))));
+                self.len += u64::from(!replaced);
+                Ok(replaced)
             }
         }
     }
 
-    /// A mutable reference to the value under `key`. Copies the path to it where a snapshot
-    /// shares it; a missing key copies nothing.
-    pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
-    where
-        K: Borrow<Q>,
-        Q: Ord + ?Sized,
-    {
-        get_mut_at(self.root.as_mut()?, key, false)
-    }
-
-    /// Removes `key`; returns its value. A missing key copies nothing.
-    pub fn remove<Q>(&mut self, key: &Q) -> Option<V>
-    where
-        K: Borrow<Q>,
-        Q: Ord + ?Sized,
-    {
-        self.remove_entry(key).map(|(_, value)| value)
-    }
-
-    /// Removes `key`; returns the stored key and its value.
-    pub fn remove_entry<Q>(&mut self, key: &Q) -> Option<(K, V)>
-    where
-        K: Borrow<Q>,
-        Q: Ord + ?Sized,
-    {
-        let root = self.root.as_mut()?;
-        let removed = remove_at(root, key, false)?;
+    /// Removes `key`; returns whether it was there. A missing key copies nothing.
+    pub(crate) fn remove(&mut self, cx: &mut WriteCx<'_>, key: &[u8]) -> Result<bool> {
+        if self.get(cx.src, key)?.is_none() {
+            return Ok(false);
+        }
+        let root = self.root.as_mut().expect("a tree holding the key");
+        if let Some((separator, right)) = remove_at(root, cx, key, 1)? {
+            let left = self.root.take().expect("the root that split");
+            let branch = Branch {
+                keys: vec![separator],
+                children: vec![left, right],
+            };
+            self.root = Some(NodeRef::Mem(Arc::new(MemNode::new(Body::Branch(branch)))));
+        }
+        let root = self.root.as_mut().expect("a tree holding the key");
         self.len -= 1;
-        // The root is exempt from the fill minimum but never an empty leaf or a branch with a
-        // single child: shrink the tree by one level instead.
-        let new_root = match Arc::make_mut(root) {
-            Node::Leaf(leaf) if leaf.keys.is_empty() => Some(None),
-            Node::Branch(branch) if branch.children.len() == 1 => Some(branch.children.pop()),
+        // The root is exempt from the fill minimum, but is never an empty leaf or a branch with
+        // one child: the tree shrinks instead.
+        let replacement = match body_of(root) {
+            Body::Leaf(leaf) if leaf.keys.is_empty() => Some(None),
+            Body::Branch(branch) if branch.children.len() == 1 => {
+                Some(Some(branch.children[0].clone()))
+            }
             _ => None,
         };
-        if let Some(new_root) = new_root {
-            self.root = new_root;
+        if let Some(replacement) = replacement {
+            self.root = replacement;
         }
-        Some(removed)
+        Ok(true)
     }
 }
 
-/// Descends to `key`, making each node exclusive on the way. A shared node is copied only after
-/// checking (once per path) that the key is below it, so a miss copies nothing.
-fn get_mut_at<'a, K, V, Q, const F: usize>(
-    node: &'a mut Arc<Node<K, V, F>>,
-    key: &Q,
-    known_present: bool,
-) -> Option<&'a mut V>
-where
-    K: Ord + Clone + Borrow<Q>,
-    V: Clone,
-    Q: Ord + ?Sized,
-{
-    let mut known_present = known_present;
-    if !known_present && Arc::get_mut(node).is_none() {
-        node.get(key)?;
-        known_present = true;
+fn insert_at(
+    node: &mut NodeRef,
+    cx: &mut WriteCx<'_>,
+    key: Bytes,
+    value: Bytes,
+    rightmost: bool,
+    depth: usize,
+) -> Result<Insert> {
+    let layout = cx.layout;
+    if depth > DEPTH_MAX {
+        let view = NodeView::load(cx.src, node)?;
+        return Err(too_deep(cx.src, &view));
     }
-    match Arc::make_mut(node) {
-        Node::Leaf(leaf) => {
-            let i = leaf.search(key).ok()?;
-            Some(&mut leaf.values[i])
-        }
-        Node::Branch(branch) => {
-            let i = branch.child_index(key);
-            get_mut_at(&mut branch.children[i], key, known_present)
-        }
-    }
-}
-
-/// Removes `key` below `node` and repairs any child left under the fill minimum. `node` itself
-/// may be left under the minimum: its parent (or the root rule) repairs it.
-fn remove_at<K, V, Q, const F: usize>(
-    node: &mut Arc<Node<K, V, F>>,
-    key: &Q,
-    known_present: bool,
-) -> Option<(K, V)>
-where
-    K: Ord + Clone + Borrow<Q>,
-    V: Clone,
-    Q: Ord + ?Sized,
-{
-    let mut known_present = known_present;
-    if !known_present && Arc::get_mut(node).is_none() {
-        node.get(key)?;
-        known_present = true;
-    }
-    match Arc::make_mut(node) {
-        Node::Leaf(leaf) => {
-            let i = leaf.search(key).ok()?;
-            Some((leaf.keys.remove(i), leaf.values.remove(i)))
-        }
-        Node::Branch(branch) => {
-            let i = branch.child_index(key);
-            let removed = remove_at(&mut branch.children[i], key, known_present)?;
-            if branch.children[i].fill() < fill_min(F) {
-                branch.rebalance_child(i);
-            }
-            Some(removed)
-        }
-    }
-}
-
-impl<K, V, const FANOUT_MAX: usize> Clone for BTree<K, V, FANOUT_MAX> {
-    /// O(1): shares every node.
-    fn clone(&self) -> Self {
-        BTree {
-            root: self.root.clone(),
-            len: self.len,
-        }
-    }
-}
-
-impl<K, V> Default for BTree<K, V> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<K: fmt::Debug, V: fmt::Debug, const FANOUT_MAX: usize> fmt::Debug for BTree<K, V, FANOUT_MAX> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
-    }
-}
-
-impl<K: PartialEq, V: PartialEq, const FANOUT_MAX: usize> PartialEq for BTree<K, V, FANOUT_MAX> {
-    fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.iter().eq(other.iter())
-    }
-}
-
-impl<K: Eq, V: Eq, const FANOUT_MAX: usize> Eq for BTree<K, V, FANOUT_MAX> {}
-
-impl<'a, K, V, const FANOUT_MAX: usize> IntoIterator for &'a BTree<K, V, FANOUT_MAX> {
-    type Item = (&'a K, &'a V);
-    type IntoIter = Range<'a, K, V, FANOUT_MAX>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.iter()
-    }
-}
-
-impl<K: Ord + Clone, V: Clone, const FANOUT_MAX: usize> Extend<(K, V)> for BTree<K, V, FANOUT_MAX> {
-    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, entries: I) {
-        for (key, value) in entries {
-            self.insert(key, value);
-        }
-    }
-}
-
-impl<K: Ord + Clone, V: Clone> FromIterator<(K, V)> for BTree<K, V> {
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(entries: I) -> Self {
-        let mut tree = BTree::new();
-        tree.extend(entries);
-        tree
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::HashSet;
-
-    use super::*;
-
-    type Small = BTree<u32, u32, 4>;
-
-    fn small_tree(key_count: u32) -> Small {
-        let mut tree = Small::with_fanout();
-        for k in 0..key_count {
-            tree.insert(k, k);
-        }
-        tree.check().expect("well formed");
-        tree
-    }
-
-    /// Addresses of every node of `tree`.
-    fn nodes<K, V, const F: usize>(tree: &BTree<K, V, F>) -> HashSet<usize> {
-        fn walk<K, V, const F: usize>(node: &Arc<Node<K, V, F>>, out: &mut HashSet<usize>) {
-            out.insert(Arc::as_ptr(node) as usize);
-            if let Node::Branch(branch) = &**node {
-                for child in &branch.children {
-                    walk(child, out);
+    match node_mut(node, cx)? {
+        Body::Leaf(leaf) => {
+            let (replaced, append) = match search_items(cx.src, &leaf.keys, &key)? {
+                Ok(i) => {
+                    let old = std::mem::replace(&mut leaf.values[i], Item::Mem(value));
+                    cx.free_item(&old);
+                    (true, false)
                 }
+                Err(i) => {
+                    leaf.keys.insert(i, Item::Mem(key));
+                    leaf.values.insert(i, Item::Mem(value));
+                    // Appending at the right edge (revisions, bulk loads) keeps the left full.
+                    (false, rightmost && i + 1 == leaf.keys.len())
+                }
+            };
+            if layout.leaf_body_bytes(leaf) <= layout.capacity_bytes() {
+                return Ok(Insert::Done { replaced });
             }
-        }
-        let mut out = HashSet::new();
-        if let Some(root) = &tree.root {
-            walk(root, &mut out);
-        }
-        out
-    }
-
-    // Guards O(1) snapshots: a clone shares the root until one side writes.
-    #[test]
-    fn clone_shares_every_node_until_a_write() {
-        let mut tree = small_tree(100);
-        let snapshot = tree.clone();
-        assert!(tree.ptr_eq(&snapshot));
-        tree.insert(1000, 1);
-        assert!(!tree.ptr_eq(&snapshot));
-        assert_eq!(snapshot.len(), 100);
-        assert_eq!(snapshot.get(&1000), None);
-    }
-
-    // Guards the copy-on-write cost model: the first write after a snapshot copies exactly the
-    // nodes on its path; further writes on that path copy nothing more.
-    #[test]
-    fn writes_after_a_snapshot_copy_each_path_once() {
-        let mut tree = small_tree(300);
-        let depth = tree.depth();
-        assert!(depth >= 4, "a deep tree exercises every level");
-        let snapshot = tree.clone();
-        let shared_before = nodes(&snapshot);
-
-        *tree.get_mut(&150).expect("present") = 1;
-        let after_first = nodes(&tree);
-        assert_eq!(
-            after_first.difference(&shared_before).count(),
-            depth,
-            "one copy per level"
-        );
-
-        *tree.get_mut(&150).expect("present") = 2;
-        *tree.get_mut(&151).expect("present") = 3;
-        let after_more = nodes(&tree);
-        let copied = after_more.difference(&shared_before).count();
-        assert!(
-            copied <= depth + 1,
-            "same path copies nothing more; a neighbour leaf at most one"
-        );
-        assert_eq!(
-            snapshot.get(&150),
-            Some(&150),
-            "the snapshot kept its value"
-        );
-    }
-
-    #[test]
-    fn writes_without_a_snapshot_copy_nothing() {
-        let mut tree = small_tree(300);
-        let before = nodes(&tree);
-        *tree.get_mut(&7).expect("present") = 70;
-        assert_eq!(nodes(&tree), before);
-    }
-
-    // A miss must not pay for (or keep) copies of nodes a reader shares.
-    #[test]
-    fn get_mut_and_remove_of_a_missing_key_copy_nothing() {
-        let mut tree = small_tree(300);
-        let snapshot = tree.clone();
-        assert_eq!(tree.get_mut(&5000), None);
-        assert_eq!(tree.remove(&5000), None);
-        assert!(tree.ptr_eq(&snapshot));
-    }
-
-    #[test]
-    fn removing_every_key_collapses_the_root_to_empty() {
-        let mut tree = small_tree(300);
-        let snapshot = tree.clone();
-        for k in (0..300).rev() {
-            assert_eq!(tree.remove(&k), Some(k));
-            tree.check().expect("well formed after each removal");
-        }
-        assert!(tree.is_empty());
-        assert_eq!(tree.depth(), 0);
-        assert_eq!(snapshot.len(), 300);
-        snapshot.check().expect("snapshot untouched");
-    }
-
-    #[test]
-    fn check_reports_keys_out_of_order() {
-        let mut tree = small_tree(3);
-        if let Some(Node::Leaf(leaf)) = tree.root.as_mut().map(Arc::make_mut) {
-            leaf.keys.swap(0, 1);
-        }
-        assert_eq!(
-            tree.check(),
-            Err(TreeCheckError::Unordered { depth: 1, index: 1 })
-        );
-    }
-
-    #[test]
-    fn check_reports_a_wrong_len() {
-        let mut tree = small_tree(30);
-        tree.len += 1;
-        assert_eq!(
-            tree.check(),
-            Err(TreeCheckError::Len {
-                recorded: 31,
-                counted: 30
+            // A new entry, or a longer value, overflowed the node.
+            let at = if append {
+                leaf.keys.len() - 1
+            } else {
+                leaf_split_point(layout, leaf)
+            };
+            let right = Leaf {
+                keys: leaf.keys.split_off(at),
+                values: leaf.values.split_off(at),
+            };
+            let separator = Item::Mem(separator_of(cx.src, &right.keys[0])?);
+            let right = NodeRef::Mem(Arc::new(MemNode::new(Body::Leaf(right))));
+            Ok(Insert::Split {
+                separator,
+                right,
+                replaced,
             })
-        );
-    }
-
-    #[test]
-    fn check_reports_an_underfull_node() {
-        let mut tree = small_tree(30);
-        if let Some(Node::Branch(root)) = tree.root.as_mut().map(Arc::make_mut) {
-            let child = Arc::make_mut(&mut root.children[0]);
-            if let Node::Branch(branch) = child {
-                branch.children.truncate(1);
-                branch.keys.clear();
+        }
+        Body::Branch(branch) => {
+            let i = child_index_items(cx.src, &branch.keys, &key)?;
+            let last = i + 1 == branch.children.len();
+            let child = &mut branch.children[i];
+            let outcome = insert_at(child, cx, key, value, rightmost && last, depth + 1)?;
+            let Insert::Split {
+                separator,
+                right,
+                replaced,
+            } = outcome
+            else {
+                return Ok(outcome);
+            };
+            branch.keys.insert(i, separator);
+            branch.children.insert(i + 1, right);
+            if layout.branch_body_bytes(branch) <= layout.capacity_bytes() {
+                return Ok(Insert::Done { replaced });
             }
+            let append = rightmost && last;
+            let middle = if append {
+                branch.keys.len() - 2
+            } else {
+                branch_split_point(layout, branch)
+            };
+            let (separator, right) = branch_split(branch, middle);
+            let right = NodeRef::Mem(Arc::new(MemNode::new(Body::Branch(right))));
+            Ok(Insert::Split {
+                separator,
+                right,
+                replaced,
+            })
         }
-        let error = tree.check().expect_err("underfull branch");
-        assert!(
-            matches!(
-                error,
-                TreeCheckError::Fill {
-                    depth: 2,
-                    fill: 1,
-                    ..
+    }
+}
+
+/// Where to split an overfull leaf by bytes: the first entry at or past half the bytes, so
+/// both halves hold at least one entry.
+fn leaf_split_point(layout: Layout, leaf: &Leaf) -> usize {
+    let sizes: Vec<usize> = (0..leaf.keys.len())
+        .map(|i| layout.leaf_entry_bytes(leaf, i))
+        .collect();
+    split_point(&sizes)
+}
+
+fn branch_split_point(layout: Layout, branch: &Branch) -> usize {
+    let sizes: Vec<usize> = branch
+        .keys
+        .iter()
+        .map(|key| layout.branch_entry_bytes(key))
+        .collect();
+    // The key at the split point moves up: keep at least one key on each side.
+    split_point(&sizes).clamp(1, sizes.len() - 2)
+}
+
+fn split_point(sizes: &[usize]) -> usize {
+    assert!(
+        sizes.len() >= 2,
+        "only a node of two or more entries splits"
+    );
+    let total: usize = sizes.iter().sum();
+    let mut left = 0;
+    for (i, size) in sizes.iter().enumerate() {
+        if left + size > total / 2 && i > 0 {
+            return i;
+        }
+        left += size;
+    }
+    sizes.len() - 1
+}
+
+/// Splits `branch` at separator `middle`, which moves up (keeping its item, and blob if any);
+/// returns it and the right half.
+fn branch_split(branch: &mut Branch, middle: usize) -> (Item, Branch) {
+    assert!(
+        middle >= 1 && middle + 1 < branch.keys.len(),
+        "both halves keep a separator"
+    );
+    let right = Branch {
+        keys: branch.keys.split_off(middle + 1),
+        children: branch.children.split_off(middle + 1),
+    };
+    let up = branch.keys.pop().expect("the middle separator");
+    (up, right)
+}
+
+/// Removes `key` below `node` and repairs any child left underfull. `node` itself may be left
+/// underfull (its parent repairs that in turn) or overfull: a rebalance below can replace a
+/// separator by a longer one, so a branch may split on the way up, as in an insert.
+fn remove_at(
+    node: &mut NodeRef,
+    cx: &mut WriteCx<'_>,
+    key: &[u8],
+    depth: usize,
+) -> Result<Option<(Item, NodeRef)>> {
+    let layout = cx.layout;
+    if depth > DEPTH_MAX {
+        let view = NodeView::load(cx.src, node)?;
+        return Err(too_deep(cx.src, &view));
+    }
+    match node_mut(node, cx)? {
+        Body::Leaf(leaf) => {
+            let i = search_items(cx.src, &leaf.keys, key)?
+                .expect("remove descends only to a present key");
+            let key = leaf.keys.remove(i);
+            let value = leaf.values.remove(i);
+            cx.free_item(&key);
+            cx.free_item(&value);
+            Ok(None)
+        }
+        Body::Branch(branch) => {
+            let i = child_index_items(cx.src, &branch.keys, key)?;
+            match remove_at(&mut branch.children[i], cx, key, depth + 1)? {
+                Some((separator, right)) => {
+                    branch.keys.insert(i, separator);
+                    branch.children.insert(i + 1, right);
                 }
-            ),
-            "{error:?}"
-        );
-    }
-
-    #[test]
-    fn check_reports_a_key_outside_its_separators() {
-        let mut tree = small_tree(30);
-        if let Some(Node::Branch(root)) = tree.root.as_mut().map(Arc::make_mut) {
-            root.keys[0] = 0;
+                None if underfull(layout, body_of(&branch.children[i])) => {
+                    rebalance(branch, cx, i)?;
+                }
+                None => {}
+            }
+            if layout.branch_body_bytes(branch) <= layout.capacity_bytes() {
+                return Ok(None);
+            }
+            let middle = branch_split_point(layout, branch);
+            let (separator, right) = branch_split(branch, middle);
+            let right = NodeRef::Mem(Arc::new(MemNode::new(Body::Branch(right))));
+            Ok(Some((separator, right)))
         }
-        let error = tree
-            .check()
-            .expect_err("separator no longer bounds the left child");
-        assert!(
-            matches!(error, TreeCheckError::OutOfBounds { .. }),
-            "{error:?}"
-        );
     }
+}
 
-    #[test]
-    fn tree_is_send_and_sync_when_its_keys_and_values_are() {
-        fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<BTree<bytes::Bytes, Arc<Vec<u8>>>>();
+fn underfull(layout: Layout, body: &Body) -> bool {
+    match body {
+        Body::Leaf(leaf) if leaf.keys.is_empty() => true,
+        Body::Branch(branch) if branch.children.len() < 2 => true,
+        _ => layout.body_bytes(body) < layout.fill_bytes_min(),
+    }
+}
+
+/// Restores the fill of `children[i]`, left underfull by a removal: merges it with a sibling
+/// when both fit one node, else moves entries over until both hold about half. `branch` may
+/// be left underfull itself; its parent repairs that in turn.
+fn rebalance(branch: &mut Branch, cx: &mut WriteCx<'_>, i: usize) -> Result<()> {
+    if branch.children.len() < 2 {
+        return Ok(()); // A root with one child; the tree collapses it.
+    }
+    let left = if i > 0 { i - 1 } else { i };
+    let layout = cx.layout;
+    let (head, tail) = branch.children.split_at_mut(left + 1);
+    let left_body = node_mut(&mut head[left], cx)?;
+    let right_body = node_mut(&mut tail[0], cx)?;
+    match (left_body, right_body) {
+        (Body::Leaf(l), Body::Leaf(r)) => {
+            if layout.leaf_body_bytes(l) + layout.leaf_body_bytes(r) <= layout.capacity_bytes() {
+                l.keys.append(&mut r.keys);
+                l.values.append(&mut r.values);
+                let separator = branch.keys.remove(left);
+                cx.free_item(&separator);
+                branch.children.remove(left + 1);
+                return Ok(());
+            }
+            let mut all = Leaf {
+                keys: std::mem::take(&mut l.keys),
+                values: std::mem::take(&mut l.values),
+            };
+            all.keys.append(&mut r.keys);
+            all.values.append(&mut r.values);
+            let at = leaf_split_point(layout, &all);
+            r.keys = all.keys.split_off(at);
+            r.values = all.values.split_off(at);
+            *l = all;
+            let separator = Item::Mem(separator_of(cx.src, &r.keys[0])?);
+            let old = std::mem::replace(&mut branch.keys[left], separator);
+            cx.free_item(&old);
+            Ok(())
+        }
+        (Body::Branch(l), Body::Branch(r)) => {
+            let down_bytes = layout.branch_entry_bytes(&branch.keys[left]);
+            let merged_bytes =
+                layout.branch_body_bytes(l) + down_bytes + layout.branch_body_bytes(r);
+            if merged_bytes <= layout.capacity_bytes() {
+                let down = branch.keys.remove(left);
+                l.keys.push(down);
+                l.keys.append(&mut r.keys);
+                l.children.append(&mut r.children);
+                branch.children.remove(left + 1);
+                return Ok(());
+            }
+            let down = std::mem::replace(&mut branch.keys[left], Item::Mem(Bytes::new()));
+            let mut all = Branch {
+                keys: std::mem::take(&mut l.keys),
+                children: std::mem::take(&mut l.children),
+            };
+            all.keys.push(down);
+            all.keys.append(&mut r.keys);
+            all.children.append(&mut r.children);
+            let middle = branch_split_point(layout, &all);
+            let (up, right) = branch_split(&mut all, middle);
+            *l = all;
+            *r = right;
+            branch.keys[left] = up;
+            Ok(())
+        }
+        _ => unreachable!("siblings are at the same depth"),
     }
 }

@@ -1,9 +1,12 @@
 //! Oracle test: `MvccStore` against a dumb model — a `Vec` of every change ever made
 //! (key, revision, value or tombstone, lease) plus the compaction revision — over random
 //! multi-op transactions (puts, range deletes, reads that see the transaction's own writes),
-//! commits and rollbacks, compactions (valid and not), reads at random revisions from current
-//! and older read views, and watch history with and without prev_kv. Every answer must be equal,
-//! errors included; the store's own consistency check runs along the way.
+//! commits and rollbacks, compactions (valid and not; at once, or started and advanced in
+//! steps between other operations), checkpoints, restarts (the state of the last checkpoint
+//! comes back, a running compaction resumes), defragmentation in steps, reads at random
+//! revisions from current and older read views, and watch history with and without prev_kv.
+//! Every answer must be equal, errors included; the store's own consistency check runs along
+//! the way. Pages are 512 bytes so that trees are deep.
 //!
 //! The model derives everything from the full history: a read at R takes each key's newest
 //! change <= R; versions count puts since the key's last delete. Compaction at C only hides
@@ -14,10 +17,12 @@
 
 use std::collections::BTreeSet;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use keel_btree::{
-    Event, EventKind, KeyRange, KeyValue, MvccError, MvccStore, RangeOptions, RangeResult,
-    ReadView, Revision,
+    DefragProgress, Event, EventKind, KeyRange, KeyValue, MemPageIo, MvccError, MvccStore,
+    RangeOptions, RangeResult, ReadView, Revision, StoreOptions,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -91,6 +96,14 @@ enum Op {
     Compact {
         revision_pick: u16,
     },
+    CompactStart {
+        revision_pick: u16,
+    },
+    CompactStep(usize),
+    Checkpoint,
+    Restart,
+    DefragStart,
+    DefragStep(usize),
     TakeView,
 }
 
@@ -139,6 +152,12 @@ fn op() -> impl Strategy<Value = Op> {
                 Op::Events { view_pick, range, start_pick, end_pick, max, prev }
             }),
         1 => any::<u16>().prop_map(|revision_pick| Op::Compact { revision_pick }),
+        1 => any::<u16>().prop_map(|revision_pick| Op::CompactStart { revision_pick }),
+        2 => (1usize..4).prop_map(Op::CompactStep),
+        2 => Just(Op::Checkpoint),
+        1 => Just(Op::Restart),
+        1 => Just(Op::DefragStart),
+        2 => (1usize..40).prop_map(Op::DefragStep),
         1 => Just(Op::TakeView),
     ]
 }
@@ -164,7 +183,7 @@ struct Horizon {
     compacted: Option<i64>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Model {
     changes: Vec<Change>,
 }
@@ -326,21 +345,59 @@ impl Model {
     }
 }
 
+/// What the last checkpoint made durable.
+#[derive(Clone)]
+struct Durable {
+    changes: Vec<Change>,
+    revision: i64,
+    compacted: Option<i64>,
+    compaction_running: bool,
+}
+
+const FILE: &str = "mvcc.db";
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        page_size_bytes: 512,
+        growth_bytes_min: 4096,
+        ..StoreOptions::default()
+    }
+}
+
 struct Harness {
+    io: MemPageIo,
     store: MvccStore,
     model: Model,
     revision: i64,
     compacted: Option<i64>,
-    views: Vec<(ReadView, Horizon)>,
+    /// Whether a stepped compaction runs (the stored counts match the model only when not).
+    compaction_running: bool,
+    durable: Durable,
+    applied_index: u64,
+    /// Saved views, each with the history it was taken from (a restart rewrites history
+    /// after the last checkpoint; old views keep answering from theirs).
+    views: Vec<(ReadView, Horizon, Arc<Model>)>,
 }
 
 impl Harness {
     fn new() -> Self {
+        let io = MemPageIo::new("/test");
+        let (store, _) =
+            MvccStore::open_with(Arc::new(io.clone()), FILE, &options()).expect("create");
         Harness {
-            store: MvccStore::new(),
+            io,
+            store,
             model: Model::default(),
             revision: 1,
             compacted: None,
+            compaction_running: false,
+            durable: Durable {
+                changes: Vec::new(),
+                revision: 1,
+                compacted: None,
+                compaction_running: false,
+            },
+            applied_index: 0,
             views: Vec::new(),
         }
     }
@@ -353,11 +410,15 @@ impl Harness {
     }
 
     /// `pick` chooses a saved view, or (often) a fresh view of the store.
-    fn view(&self, pick: u8) -> (ReadView, Horizon) {
+    fn view(&self, pick: u8) -> (ReadView, Horizon, Arc<Model>) {
         let saved = usize::from(pick) % (self.views.len() + 2);
         match self.views.get(saved) {
-            Some((view, horizon)) => (view.clone(), *horizon),
-            None => (self.store.read_view(), self.horizon()),
+            Some((view, horizon, model)) => (view.clone(), *horizon, Arc::clone(model)),
+            None => (
+                self.store.read_view(),
+                self.horizon(),
+                Arc::new(self.model.clone()),
+            ),
         }
     }
 
@@ -371,14 +432,14 @@ impl Harness {
                 revision_pick,
                 count_only,
             } => {
-                let (view, horizon) = self.view(*view_pick);
+                let (view, horizon, model) = self.view(*view_pick);
                 let revision = pick_revision(*revision_pick, horizon.revision);
                 let opts = RangeOptions {
                     limit: *limit,
                     revision,
                     count_only: *count_only,
                 };
-                let want = self.model.range(range, &opts, horizon);
+                let want = model.range(range, &opts, horizon);
                 assert_eq!(
                     view.range(range, &opts),
                     want,
@@ -393,10 +454,10 @@ impl Harness {
                 max,
                 prev,
             } => {
-                let (view, horizon) = self.view(*view_pick);
+                let (view, horizon, model) = self.view(*view_pick);
                 let start = pick_revision(*start_pick, horizon.revision);
                 let end = pick_revision(*end_pick, horizon.revision);
-                let want = self.model.events(range, (start, end), *max, *prev, horizon);
+                let want = model.events(range, (start, end), *max, *prev, horizon);
                 let got = view.events(range, start, end, *max, *prev);
                 assert_eq!(
                     got, want,
@@ -406,20 +467,97 @@ impl Harness {
             Op::Compact { revision_pick } => {
                 self.compact(pick_revision(*revision_pick, self.revision))
             }
+            Op::CompactStart { revision_pick } => {
+                self.compact_start(pick_revision(*revision_pick, self.revision))
+            }
+            Op::CompactStep(keys) => {
+                let progress = self.store.compact_step(*keys).expect("compact step");
+                if progress.done {
+                    self.compaction_running = false;
+                }
+                assert_eq!(
+                    self.store.compaction_running().is_some(),
+                    self.compaction_running
+                );
+            }
+            Op::Checkpoint => {
+                self.applied_index += 1;
+                self.store
+                    .checkpoint(self.applied_index, b"meta")
+                    .expect("checkpoint");
+                self.durable = Durable {
+                    changes: self.model.changes.clone(),
+                    revision: self.revision,
+                    compacted: self.compacted,
+                    compaction_running: self.compaction_running,
+                };
+            }
+            Op::Restart => {
+                let io = self.io.restart_image();
+                let (store, opened) =
+                    MvccStore::open_with(Arc::new(io.clone()), FILE, &options()).expect("reopen");
+                assert_eq!(opened.applied_index, self.store.applied_index());
+                self.io = io;
+                self.store = store;
+                self.model.changes = self.durable.changes.clone();
+                self.revision = self.durable.revision;
+                self.compacted = self.durable.compacted;
+                self.compaction_running = self.durable.compaction_running;
+                assert_eq!(
+                    opened.compaction_pending.is_some(),
+                    self.compaction_running,
+                    "a running compaction resumes"
+                );
+                self.check();
+            }
+            Op::DefragStart => {
+                self.store.start_defrag().expect("start defrag");
+            }
+            Op::DefragStep(budget) => {
+                let progress = self.store.defrag_step(*budget).expect("defrag step");
+                if matches!(progress, DefragProgress::Swapped { .. }) {
+                    self.check();
+                }
+            }
             Op::TakeView => {
                 let view = self.store.read_view();
                 assert_eq!(view.revision(), self.revision);
                 assert_eq!(view.compacted_revision(), self.compacted.unwrap_or(0));
-                self.views.push((view, self.horizon()));
+                self.views
+                    .push((view, self.horizon(), Arc::new(self.model.clone())));
             }
         }
         assert_eq!(self.store.revision(), self.revision);
         assert_eq!(self.store.compacted_revision(), self.compacted.unwrap_or(0));
-        let (records, keys) = self.model.stored(self.compacted);
-        assert_eq!(
-            (self.store.record_count(), self.store.key_count()),
-            (records, keys)
-        );
+        if !self.compaction_running {
+            let (records, keys) = self.model.stored(self.compacted);
+            assert_eq!(
+                (self.store.record_count(), self.store.key_count()),
+                (records, keys)
+            );
+        }
+    }
+
+    fn compact_start(&mut self, revision: i64) {
+        let got = self.store.start_compaction(revision);
+        let compacted_revision = self.compacted.unwrap_or(0);
+        if revision <= self.compacted.unwrap_or(-1) {
+            assert_eq!(got, Err(MvccError::Compacted { compacted_revision }));
+            return;
+        }
+        if revision > self.revision {
+            assert_eq!(
+                got,
+                Err(MvccError::FutureRevision {
+                    requested: revision,
+                    current: self.revision
+                })
+            );
+            return;
+        }
+        got.expect("a valid compaction starts");
+        self.compacted = Some(revision);
+        self.compaction_running = true;
     }
 
     fn txn(&mut self, ops: &[TxnOp], commit: bool) {
@@ -520,6 +658,11 @@ impl Harness {
     }
 
     fn compact(&mut self, revision: i64) {
+        if self.compaction_running {
+            // Finish the running one first, so the counts below compare.
+            while !self.store.compact_step(1000).expect("step").done {}
+            self.compaction_running = false;
+        }
         let before = self.model.stored(self.compacted);
         let got = self.store.compact(revision);
         let compacted_revision = self.compacted.unwrap_or(0);
@@ -560,13 +703,10 @@ fn run(ops: &[Op]) {
     }
     harness.check();
     // Old views answer as of their time, after everything that followed.
-    for (view, horizon) in &harness.views {
+    for (view, horizon, model) in &harness.views {
         let opts = RangeOptions::default();
         let all = KeyRange::FromKey(Bytes::new());
-        assert_eq!(
-            view.range(&all, &opts),
-            harness.model.range(&all, &opts, *horizon)
-        );
+        assert_eq!(view.range(&all, &opts), model.range(&all, &opts, *horizon));
     }
 }
 

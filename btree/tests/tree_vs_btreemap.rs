@@ -1,277 +1,339 @@
-//! Oracle tests: `BTree` against `std::collections::BTreeMap` over random insert, remove,
-//! get_mut, point and range reads (forward, backward and interleaved), with snapshots taken
-//! mid-way that must stay unchanged by every later write. Small fanouts (4, 5) reach deep trees
-//! and every borrow/merge case with few keys; the default fanout runs with more keys.
+//! Oracle test of the page file's B+tree, through the bucket API, against
+//! `std::collections::BTreeMap`: random puts, deletes, gets and ranges in transactions that
+//! commit or roll back, checkpoints (whole, or begun with writes going on before the finish),
+//! restarts (the state of the last checkpoint comes back), defragmentation driven in steps
+//! between other operations, and views taken along the way that must keep answering as of
+//! their time. 512-byte pages make trees deep; keys and values long enough to become blobs mix
+//! with short ones. After every restart the store check also verifies the page accounting
+//! (every page used once or free).
 //!
-//! proptest prints the failing case and records it under `proptest-regressions/`. The seeded
-//! soak test prints its seed; rerun one with `KEEL_TEST_SEED=<seed>`, and run longer with
-//! `KEEL_LONG_TESTS=1`.
+//! proptest prints the failing case; the seeded soak test prints its seed (rerun:
+//! `KEEL_TEST_SEED=<seed>`; longer: `KEEL_LONG_TESTS=1`).
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::sync::Arc;
 
-use keel_btree::BTree;
+use bytes::Bytes;
+use keel_btree::{
+    Bucket, CheckpointJob, DefragProgress, KeyRange, MemPageIo, MvccStore, ReadView, StoreOptions,
+};
 use proptest::prelude::*;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, TestRng, TestRunner};
+
+type Model = BTreeMap<Bytes, Bytes>;
+
+const BUCKET: Bucket = Bucket::Lease;
+const FILE: &str = "tree.db";
+
+#[derive(Debug, Clone)]
+enum TxnOp {
+    Put(Bytes, Bytes),
+    Delete(Bytes),
+    Get(Bytes),
+    Range(Bytes, Bytes, usize),
+}
 
 #[derive(Debug, Clone)]
 enum Op {
-    Insert(u16, u32),
-    Remove(u16),
-    Get(u16),
-    GetMut(u16, u32),
-    Range {
-        start: Bound<u16>,
-        end: Bound<u16>,
-        ends_pattern: u64,
+    Txn {
+        ops: Vec<TxnOp>,
+        commit: bool,
     },
-    FirstLast,
-    Snapshot,
-    Clear,
+    Checkpoint,
+    /// Begin a checkpoint, run the given txns, then finish it.
+    CheckpointAround(Vec<TxnOp>),
+    Restart,
+    DefragStart,
+    DefragStep(usize),
+    TakeView,
+    CheckView(u8),
 }
 
-fn bound(key_max: u16) -> impl Strategy<Value = Bound<u16>> {
+/// Keys share prefixes (so separators compare long common parts) and come in three lengths:
+/// short, medium, and over the 512-byte page's inline limit (blob keys).
+fn key() -> impl Strategy<Value = Bytes> {
+    (0u16..400, prop::sample::select(vec![0usize, 10, 140])).prop_map(|(n, pad)| {
+        let mut key = format!("k/{:04}", n * 7 % 400).into_bytes();
+        key.extend(std::iter::repeat_n(b'x', pad));
+        Bytes::from(key)
+    })
+}
+
+fn value() -> impl Strategy<Value = Bytes> {
     prop_oneof![
-        (0..=key_max).prop_map(Bound::Included),
-        (0..=key_max).prop_map(Bound::Excluded),
-        Just(Bound::Unbounded),
+        6 => (0usize..40, any::<u8>()).prop_map(|(len, b)| Bytes::from(vec![b; len])),
+        1 => (100usize..3000, any::<u8>()).prop_map(|(len, b)| Bytes::from(vec![b; len])),
     ]
 }
 
-fn op(key_max: u16) -> impl Strategy<Value = Op> {
+fn txn_op() -> impl Strategy<Value = TxnOp> {
     prop_oneof![
-        300 => (0..=key_max, any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
-        200 => (0..=key_max).prop_map(Op::Remove),
-        50 => (0..=key_max).prop_map(Op::Get),
-        50 => (0..=key_max, any::<u32>()).prop_map(|(k, v)| Op::GetMut(k, v)),
-        40 => (bound(key_max), bound(key_max), any::<u64>())
-            .prop_map(|(start, end, ends_pattern)| Op::Range { start, end, ends_pattern }),
-        10 => Just(Op::FirstLast),
-        10 => Just(Op::Snapshot),
-        // Rare: most runs should grow deep trees.
-        1 => Just(Op::Clear),
+        6 => (key(), value()).prop_map(|(k, v)| TxnOp::Put(k, v)),
+        3 => key().prop_map(TxnOp::Delete),
+        1 => key().prop_map(TxnOp::Get),
+        1 => (key(), key(), 0usize..5).prop_map(|(a, b, limit)| TxnOp::Range(a, b, limit)),
     ]
 }
 
-/// Whether `BTree::range` yields nothing for these bounds (where `BTreeMap::range` panics or
-/// yields nothing).
-fn bounds_empty(start: Bound<u16>, end: Bound<u16>) -> bool {
-    match (start, end) {
-        (Bound::Included(s), Bound::Included(e)) => s > e,
-        (Bound::Included(s) | Bound::Excluded(s), Bound::Excluded(e))
-        | (Bound::Excluded(s), Bound::Included(e)) => s >= e,
-        _ => false,
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        20 => (prop::collection::vec(txn_op(), 1..12), prop::bool::weighted(0.9))
+            .prop_map(|(ops, commit)| Op::Txn { ops, commit }),
+        3 => Just(Op::Checkpoint),
+        1 => prop::collection::vec(txn_op(), 1..6).prop_map(Op::CheckpointAround),
+        1 => Just(Op::Restart),
+        1 => Just(Op::DefragStart),
+        3 => (1usize..200).prop_map(Op::DefragStep),
+        1 => Just(Op::TakeView),
+        2 => any::<u8>().prop_map(Op::CheckView),
+    ]
+}
+
+fn model_range(model: &Model, start: &Bytes, end: &Bytes, limit: usize) -> Vec<(Bytes, Bytes)> {
+    if end <= start {
+        return Vec::new();
+    }
+    let limit = if limit == 0 { usize::MAX } else { limit };
+    model
+        .range(start.clone()..end.clone())
+        .take(limit)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// What a run exercised, so the soak test can show (and assert) its coverage.
+#[derive(Debug, Default)]
+struct Coverage {
+    checkpoints: usize,
+    restarts: usize,
+    swaps: usize,
+    keys_max: usize,
+    size_bytes_max: u64,
+}
+
+struct Harness {
+    coverage: Coverage,
+    io: MemPageIo,
+    store: MvccStore,
+    model: Model,
+    /// The model as of the last durable checkpoint.
+    durable: Model,
+    applied_index: u64,
+    views: Vec<(ReadView, Model)>,
+}
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        page_size_bytes: 512,
+        growth_bytes_min: 4096,
+        ..StoreOptions::default()
     }
 }
 
-/// Consumes `iter` taking from the front or back as the bits of `pattern` say (1 = back).
-fn drain_both_ends<I: DoubleEndedIterator<Item = T>, T>(mut iter: I, pattern: u64) -> Vec<T> {
-    let mut front = Vec::new();
-    let mut back = Vec::new();
-    for step in 0.. {
-        let from_back = pattern.rotate_right(step % 64) & 1 == 1;
-        let item = if from_back {
-            iter.next_back()
-        } else {
-            iter.next()
-        };
-        match item {
-            Some(item) if from_back => back.push(item),
-            Some(item) => front.push(item),
-            None => break,
-        }
-    }
-    // The iterator is fused: both ends stay exhausted.
-    assert!(
-        iter.next().is_none() && iter.next_back().is_none(),
-        "range iterator is fused"
-    );
-    front.extend(back.into_iter().rev());
-    front
-}
-
-struct Harness<const F: usize> {
-    tree: BTree<u16, u32, F>,
-    model: BTreeMap<u16, u32>,
-    snapshots: Vec<(BTree<u16, u32, F>, BTreeMap<u16, u32>)>,
-}
-
-impl<const F: usize> Harness<F> {
+impl Harness {
     fn new() -> Self {
+        let io = MemPageIo::new("/test");
+        let (store, opened) =
+            MvccStore::open_with(Arc::new(io.clone()), FILE, &options()).expect("create");
+        assert!(opened.created);
         Harness {
-            tree: BTree::with_fanout(),
-            model: BTreeMap::new(),
-            snapshots: Vec::new(),
+            coverage: Coverage::default(),
+            io,
+            store,
+            model: Model::new(),
+            durable: Model::new(),
+            applied_index: 0,
+            views: Vec::new(),
         }
+    }
+
+    fn txn(&mut self, ops: &[TxnOp], commit: bool) {
+        let mut model = self.model.clone();
+        let mut txn = self.store.write_txn();
+        for op in ops {
+            match op {
+                TxnOp::Put(k, v) => {
+                    txn.bucket_put(BUCKET, k.clone(), v.clone()).expect("put");
+                    model.insert(k.clone(), v.clone());
+                }
+                TxnOp::Delete(k) => {
+                    let removed = txn.bucket_delete(BUCKET, k).expect("delete");
+                    assert_eq!(removed, model.remove(k).is_some(), "delete {k:?}");
+                }
+                TxnOp::Get(k) => {
+                    let got = txn.bucket_get(BUCKET, k).expect("get");
+                    assert_eq!(got.as_ref(), model.get(k), "get {k:?}");
+                }
+                TxnOp::Range(a, b, limit) => {
+                    let range = KeyRange::Range {
+                        start: a.clone(),
+                        end: b.clone(),
+                    };
+                    let got = txn.bucket_range(BUCKET, &range, *limit).expect("range");
+                    assert_eq!(got, model_range(&model, a, b, *limit), "range {a:?}..{b:?}");
+                }
+            }
+        }
+        if commit {
+            txn.try_commit().expect("commit");
+            self.model = model;
+        }
+    }
+
+    fn checkpoint_begin(&mut self) -> (CheckpointJob, Model) {
+        self.applied_index += 1;
+        let metadata = self.applied_index.to_le_bytes();
+        let job = self
+            .store
+            .begin_checkpoint(self.applied_index, &metadata)
+            .expect("begin");
+        (job, self.model.clone())
     }
 
     fn apply(&mut self, op: &Op) {
-        match *op {
-            Op::Insert(k, v) => assert_eq!(self.tree.insert(k, v), self.model.insert(k, v)),
-            Op::Remove(k) => assert_eq!(self.tree.remove(&k), self.model.remove(&k)),
-            Op::Get(k) => assert_eq!(self.tree.get(&k), self.model.get(&k)),
-            Op::GetMut(k, v) => {
-                let got = self.tree.get_mut(&k).map(|slot| std::mem::replace(slot, v));
-                let want = self
-                    .model
-                    .get_mut(&k)
-                    .map(|slot| std::mem::replace(slot, v));
-                assert_eq!(got, want);
+        match op {
+            Op::Txn { ops, commit } => self.txn(ops, *commit),
+            Op::Checkpoint => {
+                let (mut job, model) = self.checkpoint_begin();
+                job.run().expect("checkpoint I/O");
+                self.store.finish_checkpoint(job).expect("finish");
+                self.durable = model;
+                self.coverage.checkpoints += 1;
+                self.coverage.size_bytes_max =
+                    self.coverage.size_bytes_max.max(self.store.size_bytes());
             }
-            Op::Range {
-                start,
-                end,
-                ends_pattern,
-            } => self.check_range(start, end, ends_pattern),
-            Op::FirstLast => {
-                assert_eq!(self.tree.first_key_value(), self.model.first_key_value());
-                assert_eq!(self.tree.last_key_value(), self.model.last_key_value());
+            Op::CheckpointAround(ops) => {
+                let (mut job, model) = self.checkpoint_begin();
+                self.txn(ops, true);
+                job.run().expect("checkpoint I/O");
+                self.txn(&[], true);
+                self.store.finish_checkpoint(job).expect("finish");
+                self.durable = model;
             }
-            Op::Snapshot => self.snapshots.push((self.tree.clone(), self.model.clone())),
-            Op::Clear => {
-                self.tree.clear();
-                self.model.clear();
+            Op::Restart => {
+                let io = self.io.restart_image();
+                let (store, opened) =
+                    MvccStore::open_with(Arc::new(io.clone()), FILE, &options()).expect("reopen");
+                assert_eq!(opened.applied_index, self.applied_index_durable());
+                self.store = store;
+                self.io = io;
+                self.model = self.durable.clone();
+                self.store
+                    .check()
+                    .expect("a reopened store is consistent, pages accounted");
+                self.coverage.restarts += 1;
+            }
+            Op::DefragStart => {
+                self.store.start_defrag().expect("start defrag");
+            }
+            Op::DefragStep(budget) => {
+                if let DefragProgress::Swapped {
+                    size_bytes_before,
+                    size_bytes_after,
+                } = self.store.defrag_step(*budget).expect("defrag step")
+                {
+                    assert!(size_bytes_after > 0 && size_bytes_before > 0);
+                    self.coverage.swaps += 1;
+                }
+            }
+            Op::TakeView => {
+                self.views
+                    .push((self.store.read_view(), self.model.clone()));
+            }
+            Op::CheckView(pick) => {
+                let i = usize::from(*pick) % (self.views.len() + 1);
+                let (view, model) = match self.views.get(i) {
+                    Some((view, model)) => (view.clone(), model.clone()),
+                    None => (self.store.read_view(), self.model.clone()),
+                };
+                let all = KeyRange::FromKey(Bytes::new());
+                let got = view.bucket_range(BUCKET, &all, 0).expect("range");
+                let want: Vec<(Bytes, Bytes)> =
+                    model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                assert_eq!(got, want, "view {i}");
             }
         }
-        assert_eq!(self.tree.len(), self.model.len());
     }
 
-    fn check_range(&self, start: Bound<u16>, end: Bound<u16>, ends_pattern: u64) {
-        let want: Vec<(u16, u32)> = if bounds_empty(start, end) {
-            Vec::new()
-        } else {
-            self.model
-                .range((start, end))
-                .map(|(k, v)| (*k, *v))
-                .collect()
-        };
-        let forward: Vec<(u16, u32)> = self
-            .tree
-            .range((start, end))
-            .map(|(k, v)| (*k, *v))
-            .collect();
-        assert_eq!(forward, want, "forward range {start:?}..{end:?}");
-        let mut backward: Vec<(u16, u32)> = self
-            .tree
-            .range((start, end))
-            .rev()
-            .map(|(k, v)| (*k, *v))
-            .collect();
-        backward.reverse();
-        assert_eq!(backward, want, "backward range {start:?}..{end:?}");
-        let mixed: Vec<(u16, u32)> = drain_both_ends(self.tree.range((start, end)), ends_pattern)
-            .into_iter()
-            .map(|(k, v)| (*k, *v))
-            .collect();
-        assert_eq!(
-            mixed, want,
-            "interleaved range {start:?}..{end:?} pattern {ends_pattern:#x}"
-        );
-    }
-
-    fn check_all(&self) {
-        self.tree.check().expect("tree invariants hold");
-        assert!(self
-            .tree
-            .iter()
-            .map(|(k, v)| (*k, *v))
-            .eq(self.model.iter().map(|(k, v)| (*k, *v))));
-        for (snapshot, model) in &self.snapshots {
-            snapshot.check().expect("snapshot invariants hold");
-            assert_eq!(
-                snapshot.len(),
-                model.len(),
-                "snapshot len unchanged by later writes"
-            );
-            let same = snapshot
-                .iter()
-                .map(|(k, v)| (*k, *v))
-                .eq(model.iter().map(|(k, v)| (*k, *v)));
-            assert!(same, "snapshot contents unchanged by later writes");
-        }
+    /// The applied index the last finished checkpoint recorded.
+    fn applied_index_durable(&self) -> u64 {
+        self.store.applied_index()
     }
 }
 
-fn run<const F: usize>(ops: &[Op]) {
-    let mut harness = Harness::<F>::new();
+fn run(ops: &[Op]) -> Coverage {
+    let mut harness = Harness::new();
     for (i, op) in ops.iter().enumerate() {
         harness.apply(op);
-        if i % 97 == 0 {
-            harness.check_all();
+        harness.coverage.keys_max = harness.coverage.keys_max.max(harness.model.len());
+        if i % 16 == 0 {
+            harness.store.check().expect("store invariants hold");
         }
     }
-    harness.check_all();
+    // Finish any defragmentation, checkpoint, restart: everything comes back.
+    if harness.store.defrag_running() {
+        while !matches!(
+            harness.store.defrag_step(1000).expect("defrag step"),
+            DefragProgress::Swapped { .. }
+        ) {}
+    }
+    harness.apply(&Op::Checkpoint);
+    harness.apply(&Op::Restart);
+    harness.apply(&Op::CheckView(u8::MAX));
+    for (view, model) in &harness.views {
+        let all = KeyRange::FromKey(Bytes::new());
+        let got = view
+            .bucket_range(BUCKET, &all, 0)
+            .expect("old view still reads");
+        let want: Vec<(Bytes, Bytes)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        assert_eq!(got, want, "an old view answers as of its time");
+    }
+    harness.coverage
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
-    /// Fanout 4 (fill 2..=4): depth 5+ within a few hundred keys; every borrow and merge path.
     #[test]
-    fn fanout_4_tree_matches_btreemap(ops in prop::collection::vec(op(400), 1..1500)) {
-        run::<4>(&ops);
-    }
-
-    /// An odd fanout (fill 2..=5) guards the split arithmetic against even-only assumptions.
-    #[test]
-    fn fanout_5_tree_matches_btreemap(ops in prop::collection::vec(op(400), 1..1500)) {
-        run::<5>(&ops);
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
-
-    /// The production fanout, with enough keys for a three-level tree.
-    #[test]
-    fn default_fanout_tree_matches_btreemap(ops in prop::collection::vec(op(12_000), 1..12_000)) {
-        run::<{ keel_btree::FANOUT_MAX_DEFAULT }>(&ops);
+    fn buckets_match_btreemap_across_commits_checkpoints_restarts_and_defrag(
+        ops in prop::collection::vec(op(), 1..120)
+    ) {
+        run(&ops);
     }
 }
 
 fn seed() -> u64 {
     match std::env::var("KEEL_TEST_SEED") {
         Ok(text) => text.parse().expect("KEEL_TEST_SEED is a u64"),
-        Err(_) => 0x6b65_656c_7472_6565,
+        Err(_) => 0x7472_6565_6d61_7073,
     }
 }
 
-fn long_tests() -> bool {
-    std::env::var("KEEL_LONG_TESTS").is_ok_and(|v| v == "1")
-}
-
-/// Grow to many thousands of keys, then shrink to empty, with snapshots along the way: guards the
-/// root split and root collapse across several levels at the default fanout.
+/// Longer runs than proptest's cases, from one printed seed: trees several levels deep, many
+/// checkpoints and defragmentations over the same file.
 #[test]
-fn grow_and_shrink_soak_matches_btreemap() {
+fn long_runs_match_btreemap() {
     let seed = seed();
-    println!("grow_and_shrink_soak_matches_btreemap seed={seed} (rerun: KEEL_TEST_SEED={seed})");
-    let mut rng = StdRng::seed_from_u64(seed);
-    let key_count = if long_tests() { 400_000 } else { 40_000 };
-    let mut harness = Harness::<{ keel_btree::FANOUT_MAX_DEFAULT }>::new();
-    let key_max = u16::MAX;
-    let mut ops = Vec::new();
-    for _ in 0..key_count {
-        ops.push(Op::Insert(rng.random_range(0..=key_max), rng.random()));
+    println!("long_runs_match_btreemap seed={seed} (rerun: KEEL_TEST_SEED={seed})");
+    let long = std::env::var("KEEL_LONG_TESTS").is_ok_and(|v| v == "1");
+    let (runs, ops_per_run) = if long { (60, 3000) } else { (3, 600) };
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &bytes),
+    );
+    let strategy = prop::collection::vec(op(), ops_per_run);
+    let mut swaps = 0;
+    for _ in 0..runs {
+        let ops = strategy
+            .new_tree(&mut runner)
+            .expect("strategy generates")
+            .current();
+        let coverage = run(&ops);
+        println!("{coverage:?}");
+        swaps += coverage.swaps;
     }
-    ops.push(Op::Snapshot);
-    for _ in 0..key_count * 2 {
-        ops.push(Op::Remove(rng.random_range(0..=key_max)));
-        if rng.random_ratio(1, 4000) {
-            ops.push(Op::Snapshot);
-        }
-    }
-    for k in 0..=key_max {
-        ops.push(Op::Remove(k));
-    }
-    for (i, op) in ops.iter().enumerate() {
-        harness.apply(op);
-        if i % 5000 == 0 {
-            harness.tree.check().expect("tree invariants hold");
-        }
-    }
-    harness.check_all();
-    assert!(harness.tree.is_empty());
-    assert_eq!(harness.tree.depth(), 0);
+    assert!(swaps > 0, "the runs exercised defragmentation swaps");
 }

@@ -1,6 +1,8 @@
 //! `KeyIndex`: the revisions of one key, grouped into generations (etcd's `keyIndex`), and the
 //! lookups built on them: the revision holding the key's version at a revision, the live
-//! version, the version a change replaced, and what compaction keeps.
+//! version, the version a change replaced, and what compaction keeps. The index tree stores one
+//! per key as an rkyv archive (docs/design/btree-format.md, "Values"), so a restart reads it
+//! in place instead of rebuilding it.
 //!
 //! A generation is one life of the key: from the put that creates it to the delete (tombstone)
 //! that ends it. A delete closes the current generation and opens an empty one; the next put
@@ -34,47 +36,28 @@
 //! read returns the newest revision `<= at` of its generation, which compaction keeps. Versions
 //! survive compaction because each generation counts its puts instead of deriving the count
 //! from the revisions it still holds.
-//!
-//! Representation: most keys hold one put (a new key; after compaction, nearly every key), so
-//! that case is `KeyIndex::Single`, stored inline in the index tree without an allocation; the
-//! rest is `KeyIndex::Full`. Both keep the record of the newest revision, so reads at the
-//! current revision and puts (which need the previous version) skip the record tree.
 
-use std::sync::Arc;
+use bytes::Bytes;
+use rkyv::rancor;
+use rkyv::util::AlignedVec;
 
-use super::record::Record;
 use super::revision::Revision;
+use crate::error::Corruption;
 
-/// The revisions of one key; see the module docs. Cloning is O(1) (one `Arc` increment).
+/// The revisions of one key; see the module docs.
 ///
 /// Invariants (checked by [`KeyIndex::check`]):
 /// 1. There is at least one generation; only the last one may be empty, and not all are empty.
 /// 2. Revisions strictly increase across all generations, oldest first.
 /// 3. Every generation but the last ends with its tombstone; the last holds none.
-/// 4. A generation's `version` is at least the number of puts it still holds, and equals the
-///    version recorded by its newest put.
-/// 5. The cached newest record is the record of the newest revision.
-#[derive(Clone, Debug)]
-pub(crate) enum KeyIndex {
-    /// One generation holding one put, whose version and create revision are its record's.
-    Single {
-        revision: Revision,
-        record: Arc<Record>,
-    },
-    /// Any other history.
-    Full(Arc<Generations>),
-}
-
-/// The general form of a [`KeyIndex`].
-#[derive(Clone, Debug)]
-pub(crate) struct Generations {
+/// 4. A generation's `version` is at least the number of puts it still holds.
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub(crate) struct KeyIndex {
     generations: Vec<Generation>,
-    /// Record of the newest revision (put or tombstone).
-    newest_record: Arc<Record>,
 }
 
 /// One life of a key: its puts, then (unless it is the last generation) the tombstone.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct Generation {
     /// Main revision of the put that created this generation (the key's `create_revision`);
     /// kept after compaction removes that put.
@@ -82,21 +65,52 @@ struct Generation {
     /// Puts and tombstone this generation has had, counting those compaction removed: the
     /// version of its newest put is `version`, of the one before `version - 1`, and so on.
     version: i64,
-    /// The revisions still stored, ascending.
-    revisions: Vec<Revision>,
+    /// Revisions still held, oldest first.
+    revisions: Vec<Rev>,
 }
 
-/// A revision found by [`KeyIndex::get`], with its record when the index has it at hand.
-pub(crate) struct Found<'a> {
-    pub(crate) revision: Revision,
-    /// `Some` when `revision` is the newest one; otherwise look it up in the record tree.
-    pub(crate) record: Option<&'a Arc<Record>>,
+/// A [`Revision`] as a key index stores it.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+struct Rev {
+    main: i64,
+    sub: i64,
 }
 
-/// What [`KeyIndex::compact`] changes: revisions whose records go, and the key index that
-/// stays (`None`: the key leaves the index).
-#[derive(Debug)]
+impl From<Revision> for Rev {
+    fn from(revision: Revision) -> Self {
+        Rev {
+            main: revision.main,
+            sub: revision.sub,
+        }
+    }
+}
+
+impl From<Rev> for Revision {
+    fn from(rev: Rev) -> Self {
+        Revision::new(rev.main, rev.sub)
+    }
+}
+
+/// What compacting one key does: revisions to remove from the record tree, and the key index
+/// that stays (`None`: the key leaves the index).
 pub(crate) struct KeyCompaction {
+    /// The worked-example tests check these; the store's compaction removes records in a
+    /// second pass, by what the compacted index no longer names.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "read by the worked-example tests")
+    )]
     pub(crate) removed: Vec<Revision>,
     pub(crate) remaining: Option<KeyIndex>,
 }
@@ -118,200 +132,41 @@ impl Generation {
 }
 
 impl KeyIndex {
-    /// A key index whose first generation begins with the put at `revision`.
-    pub(crate) fn with_put(revision: Revision, record: Arc<Record>) -> Self {
-        assert!(!record.is_tombstone(), "a key index begins with a put");
-        assert_eq!(
-            record.version, 1,
-            "the put beginning a key writes version 1"
-        );
-        KeyIndex::Single { revision, record }
-    }
-
-    /// The newest revision (put or tombstone) and its record.
-    pub(crate) fn newest(&self) -> (Revision, &Arc<Record>) {
-        match self {
-            KeyIndex::Single { revision, record } => (*revision, record),
-            KeyIndex::Full(full) => {
-                let newest = full
-                    .revisions_newest_first()
-                    .next()
-                    .expect("key index invariant 1");
-                (newest, &full.newest_record)
-            }
+    /// A key index whose first generation begins with the put at `revision` (version 1).
+    pub(crate) fn with_put(revision: Revision) -> Self {
+        KeyIndex {
+            generations: vec![Generation {
+                create_revision: revision.main,
+                version: 1,
+                revisions: vec![revision.into()],
+            }],
         }
     }
 
-    /// The revision and record of the key's present version; `None` if the key is deleted.
-    pub(crate) fn live(&self) -> Option<(Revision, &Arc<Record>)> {
-        let (revision, record) = self.newest();
-        (!record.is_tombstone()).then_some((revision, record))
+    /// Encodes for the index tree (8-aligned bytes).
+    pub(crate) fn encode(&self) -> Bytes {
+        let bytes: AlignedVec = rkyv::to_bytes::<rancor::Error>(self)
+            .expect("serializing plain structs into an AlignedVec cannot fail");
+        Bytes::from_owner(bytes)
     }
 
-    /// The general form, for a change (copied first if a read view shares it).
-    fn full_mut(&mut self) -> &mut Generations {
-        if let KeyIndex::Single { revision, record } = self {
-            let generation = Generation {
-                create_revision: record.create_revision,
-                version: record.version,
-                revisions: vec![*revision],
-            };
-            let full = Generations {
-                generations: vec![generation],
-                newest_record: Arc::clone(record),
-            };
-            *self = KeyIndex::Full(Arc::new(full));
-        }
-        match self {
-            KeyIndex::Full(full) => Arc::make_mut(full),
-            KeyIndex::Single { .. } => unreachable!("converted above"),
-        }
+    /// Decodes and validates bytes from the index tree (copied to aligned memory first if
+    /// they are not 8-aligned). Invariants 1-4 are checked: a decoded index is safe to use.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<KeyIndex, Corruption> {
+        let bad = |error: rancor::Error| Corruption::Value(format!("key index: {error}"));
+        let index = if (bytes.as_ptr() as usize).is_multiple_of(8) {
+            rkyv::from_bytes::<KeyIndex, rancor::Error>(bytes).map_err(bad)?
+        } else {
+            let mut aligned = AlignedVec::<16>::with_capacity(bytes.len());
+            aligned.extend_from_slice(bytes);
+            rkyv::from_bytes::<KeyIndex, rancor::Error>(&aligned).map_err(bad)?
+        };
+        index
+            .check()
+            .map_err(|reason| Corruption::Value(format!("key index: {reason}")))?;
+        Ok(index)
     }
 
-    /// Records a put at `revision`, newer than every revision here. `record` carries the
-    /// version and create revision the caller derived from [`KeyIndex::live`].
-    pub(crate) fn put(&mut self, revision: Revision, record: Arc<Record>) {
-        let newest = self.newest().0;
-        // Key index invariant 2.
-        assert!(revision > newest, "put at {revision} not after {newest}");
-        assert!(
-            !record.is_tombstone(),
-            "put of a tombstone record at {revision}"
-        );
-        let full = self.full_mut();
-        let generation = full.current_mut();
-        if generation.revisions.is_empty() {
-            generation.create_revision = revision.main;
-            generation.version = 0;
-            // Most generations hold few revisions: no room for Vec's default four.
-            generation.revisions.reserve_exact(1);
-        }
-        generation.revisions.push(revision);
-        generation.version += 1;
-        // Key index invariant 4.
-        assert_eq!(
-            record.version, generation.version,
-            "put at {revision} writes the next version"
-        );
-        assert_eq!(
-            record.create_revision, generation.create_revision,
-            "put at {revision}"
-        );
-        full.newest_record = record;
-    }
-
-    /// Records a delete at `revision`: ends the current generation with the tombstone and
-    /// opens an empty one. The caller deletes only live keys.
-    pub(crate) fn tombstone(&mut self, revision: Revision, record: Arc<Record>) {
-        assert!(
-            self.live().is_some(),
-            "tombstone at {revision} of a deleted key"
-        );
-        assert!(
-            revision > self.newest().0,
-            "tombstone at {revision} not after the newest"
-        );
-        assert!(
-            record.is_tombstone(),
-            "tombstone at {revision} with a put record"
-        );
-        let full = self.full_mut();
-        let generation = full.current_mut();
-        generation.revisions.push(revision);
-        generation.version += 1;
-        full.newest_record = record;
-        // Key index invariant 3: the tombstone closes its generation.
-        full.generations.reserve_exact(1);
-        full.generations.push(Generation::empty());
-    }
-
-    /// The revision holding the key's version at revision `at` (its newest put `<= at`), or
-    /// `None` if the key did not exist then. Exact for every `at` at or above the last
-    /// compaction.
-    pub(crate) fn get(&self, at: i64) -> Option<Found<'_>> {
-        let (newest, record) = self.newest();
-        if newest.main <= at {
-            // The common read, at the current revision: the newest change decides.
-            return (!record.is_tombstone()).then_some(Found {
-                revision: newest,
-                record: Some(record),
-            });
-        }
-        match self {
-            KeyIndex::Single { .. } => None,
-            KeyIndex::Full(full) => full.get(at).map(|revision| Found {
-                revision,
-                record: None,
-            }),
-        }
-    }
-
-    /// The revision `revision` replaced: the one before it in its generation. `None` if
-    /// `revision` created its generation or compaction removed the one before. Panics if
-    /// `revision` is not held here.
-    pub(crate) fn previous(&self, revision: Revision) -> Option<Revision> {
-        match self {
-            KeyIndex::Single { revision: only, .. } => {
-                assert_eq!(
-                    *only, revision,
-                    "revision {revision} is not in this key index"
-                );
-                None
-            }
-            KeyIndex::Full(full) => full.previous(revision),
-        }
-    }
-
-    /// Create revision and version of the put at `revision` (`None` for a tombstone or a
-    /// revision not held here).
-    pub(crate) fn version_of(&self, revision: Revision) -> Option<(i64, i64)> {
-        match self {
-            KeyIndex::Single {
-                revision: only,
-                record,
-            } => (*only == revision).then_some((record.create_revision, record.version)),
-            KeyIndex::Full(full) => full.version_of(revision),
-        }
-    }
-
-    /// Every revision held, oldest first, each with whether it is a tombstone.
-    pub(crate) fn revisions(&self) -> Vec<(Revision, bool)> {
-        match self {
-            KeyIndex::Single { revision, .. } => vec![(*revision, false)],
-            KeyIndex::Full(full) => full.revisions(),
-        }
-    }
-
-    /// What compaction at revision `at` does to this key (see the module docs); `None` when it
-    /// removes nothing. Pure: the caller applies the result.
-    pub(crate) fn compact(&self, at: i64) -> Option<KeyCompaction> {
-        match self {
-            // A single put is the newest revision <= at, or after at: kept either way.
-            KeyIndex::Single { .. } => None,
-            KeyIndex::Full(full) => full.compact(at),
-        }
-    }
-
-    /// Verifies the numbered invariants; `record_of` looks up the record tree.
-    pub(crate) fn check<'a>(
-        &'a self,
-        record_of: impl Fn(Revision) -> Option<&'a Arc<Record>>,
-    ) -> Result<(), &'static str> {
-        let (newest, cached) = self.newest();
-        if !record_of(newest).is_some_and(|stored| Arc::ptr_eq(stored, cached)) {
-            return Err("cached newest record is not the stored one (key index invariant 5)");
-        }
-        match self {
-            KeyIndex::Single { record, .. } if record.is_tombstone() => {
-                Err("a single revision is a tombstone (key index invariant 3)")
-            }
-            KeyIndex::Single { .. } => Ok(()),
-            KeyIndex::Full(full) => full.check(),
-        }
-    }
-}
-
-impl Generations {
     fn current_mut(&mut self) -> &mut Generation {
         self.generations
             .last_mut()
@@ -322,10 +177,62 @@ impl Generations {
         self.generations
             .iter()
             .rev()
-            .flat_map(|g| g.revisions.iter().rev().copied())
+            .flat_map(|g| g.revisions.iter().rev().map(|&r| Revision::from(r)))
     }
 
-    fn get(&self, at: i64) -> Option<Revision> {
+    /// The newest revision (put or tombstone).
+    pub(crate) fn newest(&self) -> Revision {
+        self.revisions_newest_first()
+            .next()
+            .expect("key index invariant 1")
+    }
+
+    /// The revision of the key's present version, with its create revision and version;
+    /// `None` if the key is deleted.
+    pub(crate) fn live(&self) -> Option<(Revision, i64, i64)> {
+        let current = self.generations.last()?;
+        let newest = current.revisions.last()?;
+        Some(((*newest).into(), current.create_revision, current.version))
+    }
+
+    /// Records a put at `revision`, newer than every revision here; returns the create
+    /// revision and version it writes.
+    pub(crate) fn put(&mut self, revision: Revision) -> (i64, i64) {
+        let newest = self.newest();
+        // Key index invariant 2.
+        assert!(revision > newest, "put at {revision} not after {newest}");
+        let generation = self.current_mut();
+        if generation.revisions.is_empty() {
+            generation.create_revision = revision.main;
+            generation.version = 0;
+        }
+        generation.revisions.push(revision.into());
+        generation.version += 1;
+        (generation.create_revision, generation.version)
+    }
+
+    /// Records a delete at `revision`: ends the current generation with the tombstone and
+    /// opens an empty one. The caller deletes only live keys.
+    pub(crate) fn tombstone(&mut self, revision: Revision) {
+        assert!(
+            self.live().is_some(),
+            "tombstone at {revision} of a deleted key"
+        );
+        assert!(
+            revision > self.newest(),
+            "tombstone at {revision} not after the newest"
+        );
+        let generation = self.current_mut();
+        generation.revisions.push(revision.into());
+        generation.version += 1;
+        // Key index invariant 3: the tombstone closes its generation.
+        self.generations.push(Generation::empty());
+    }
+
+    /// The revision holding the key's version at revision `at` (its newest put `<= at`), or
+    /// `None` if the key did not exist then. Exact for every `at` at or above the last
+    /// compaction.
+    pub(crate) fn get(&self, at: i64) -> Option<Revision> {
         let last = self.generations.len() - 1;
         for (i, generation) in self.generations.iter().enumerate().rev() {
             let (Some(first), Some(newest)) =
@@ -344,22 +251,31 @@ impl Generations {
                     .iter()
                     .rev()
                     .find(|r| r.main <= at)
-                    .copied();
+                    .map(|&r| r.into());
             }
         }
         None
     }
 
-    fn previous(&self, revision: Revision) -> Option<Revision> {
+    /// The revision `revision` replaced: the one before it in its generation. `None` if
+    /// `revision` created its generation, compaction removed the one before, or `revision` is
+    /// not held here.
+    pub(crate) fn previous(&self, revision: Revision) -> Option<Revision> {
+        let revision = Rev::from(revision);
         for generation in &self.generations {
             if let Ok(position) = generation.revisions.binary_search(&revision) {
-                return position.checked_sub(1).map(|p| generation.revisions[p]);
+                return position
+                    .checked_sub(1)
+                    .map(|p| generation.revisions[p].into());
             }
         }
-        panic!("revision {revision} is not in this key index");
+        None
     }
 
-    fn version_of(&self, revision: Revision) -> Option<(i64, i64)> {
+    /// Create revision and version of the put at `revision` (`None` for a tombstone or a
+    /// revision not held here).
+    pub(crate) fn version_of(&self, revision: Revision) -> Option<(i64, i64)> {
+        let revision = Rev::from(revision);
         let last = self.generations.len() - 1;
         for (i, generation) in self.generations.iter().enumerate() {
             if let Ok(position) = generation.revisions.binary_search(&revision) {
@@ -371,7 +287,16 @@ impl Generations {
         None
     }
 
-    fn revisions(&self) -> Vec<(Revision, bool)> {
+    /// Whether `revision` is held here.
+    pub(crate) fn names(&self, revision: Revision) -> bool {
+        let revision = Rev::from(revision);
+        self.generations
+            .iter()
+            .any(|generation| generation.revisions.binary_search(&revision).is_ok())
+    }
+
+    /// Every revision held, oldest first, each with whether it is a tombstone.
+    pub(crate) fn revisions(&self) -> Vec<(Revision, bool)> {
         let last = self.generations.len() - 1;
         let mut out = Vec::new();
         for (i, generation) in self.generations.iter().enumerate() {
@@ -381,13 +306,15 @@ impl Generations {
                 generation.revisions.len().checked_sub(1)
             };
             for (position, revision) in generation.revisions.iter().enumerate() {
-                out.push((*revision, Some(position) == tombstone_position));
+                out.push(((*revision).into(), Some(position) == tombstone_position));
             }
         }
         out
     }
 
-    fn compact(&self, at: i64) -> Option<KeyCompaction> {
+    /// What compaction at revision `at` does to this key (see the module docs); `None` when it
+    /// removes nothing. Pure: the caller applies the result.
+    pub(crate) fn compact(&self, at: i64) -> Option<KeyCompaction> {
         let last = self.generations.len() - 1;
         // The first generation still alive at `at`: its tombstone is after `at`, or it is the
         // open last one. Every generation before it ended at or before `at`.
@@ -411,10 +338,13 @@ impl Generations {
         }
         let mut removed: Vec<Revision> = self.generations[..alive]
             .iter()
-            .flat_map(|g| g.revisions.iter().copied())
+            .flat_map(|g| g.revisions.iter().map(|&r| Revision::from(r)))
             .collect();
-        removed.extend_from_slice(&generation.revisions[..keep_from]);
-        // Built with exact capacities: compaction is when a key index shrinks for good.
+        removed.extend(
+            generation.revisions[..keep_from]
+                .iter()
+                .map(|&r| Revision::from(r)),
+        );
         let kept = Generation {
             create_revision: generation.create_revision,
             version: generation.version,
@@ -429,26 +359,17 @@ impl Generations {
         }
         let remaining = if alive == last && kept.revisions.is_empty() {
             None
-        } else if alive == last && kept.revisions.len() == 1 {
-            // What stays is one put, necessarily the newest revision.
-            Some(KeyIndex::Single {
-                revision: kept.revisions[0],
-                record: Arc::clone(&self.newest_record),
-            })
         } else {
             let mut generations = Vec::with_capacity(self.generations.len() - alive);
             generations.push(kept);
             generations.extend_from_slice(&self.generations[alive + 1..]);
-            let newest_record = Arc::clone(&self.newest_record);
-            Some(KeyIndex::Full(Arc::new(Generations {
-                generations,
-                newest_record,
-            })))
+            Some(KeyIndex { generations })
         };
         Some(KeyCompaction { removed, remaining })
     }
 
-    fn check(&self) -> Result<(), &'static str> {
+    /// Verifies invariants 1-4.
+    pub(crate) fn check(&self) -> Result<(), &'static str> {
         let last = self
             .generations
             .len()
@@ -457,7 +378,7 @@ impl Generations {
         if last == 0 && self.generations[0].revisions.is_empty() {
             return Err("an empty key index is kept in the index (key index invariant 1)");
         }
-        let mut previous: Option<Revision> = None;
+        let mut previous: Option<Rev> = None;
         for (i, generation) in self.generations.iter().enumerate() {
             if i != last && generation.revisions.len() < 2 {
                 return Err(
@@ -465,6 +386,9 @@ impl Generations {
                 );
             }
             for revision in &generation.revisions {
+                if revision.main < 0 || revision.sub < 0 {
+                    return Err("a negative revision");
+                }
                 if previous.is_some_and(|p| p >= *revision) {
                     return Err("revisions do not strictly increase (key index invariant 2)");
                 }
@@ -479,93 +403,38 @@ impl Generations {
                 return Err("created after its first revision held");
             }
         }
-        let newest_is_tombstone = self.generations[last].revisions.is_empty();
-        if self.newest_record.is_tombstone() != newest_is_tombstone {
-            return Err("cached newest record has the wrong kind (key index invariant 5)");
-        }
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-
     use super::*;
 
     fn rev(main: i64) -> Revision {
         Revision::new(main, 0)
     }
 
-    /// Builds a key index the way a write transaction does, deriving versions from `live`.
-    #[derive(Default)]
-    struct Builder {
-        index: Option<KeyIndex>,
-    }
-
-    impl Builder {
-        fn put(mut self, revision: Revision) -> Self {
-            let live = self
-                .index
-                .as_ref()
-                .and_then(KeyIndex::live)
-                .map(|(_, r)| r.clone());
-            let (create, version) = match live {
-                Some(live) => (live.create_revision, live.version + 1),
-                None => (revision.main, 1),
-            };
-            let record = Arc::new(Record::put(
-                Bytes::from_static(b"foo"),
-                Bytes::new(),
-                create,
-                version,
-                0,
-            ));
-            match &mut self.index {
-                Some(index) => index.put(revision, record),
-                None => self.index = Some(KeyIndex::with_put(revision, record)),
-            }
-            self
-        }
-
-        fn tombstone(mut self, revision: Revision) -> Self {
-            let record = Arc::new(Record::tombstone(Bytes::from_static(b"foo")));
-            self.index
-                .as_mut()
-                .expect("a key to delete")
-                .tombstone(revision, record);
-            self
-        }
-
-        fn build(self) -> KeyIndex {
-            self.index.expect("at least one put")
-        }
-    }
-
     /// The module docs' example: put 2, put 3, delete 4, put 5, delete 6.
     fn example() -> KeyIndex {
-        Builder::default()
-            .put(rev(2))
-            .put(rev(3))
-            .tombstone(rev(4))
-            .put(rev(5))
-            .tombstone(rev(6))
-            .build()
+        let mut index = KeyIndex::with_put(rev(2));
+        index.put(rev(3));
+        index.tombstone(rev(4));
+        index.put(rev(5));
+        index.tombstone(rev(6));
+        index
     }
 
     fn generations(index: &KeyIndex) -> Vec<Vec<i64>> {
-        match index {
-            KeyIndex::Single { revision, .. } => vec![vec![revision.main]],
-            KeyIndex::Full(full) => full
-                .generations
-                .iter()
-                .map(|g| g.revisions.iter().map(|r| r.main).collect())
-                .collect(),
-        }
+        index
+            .generations
+            .iter()
+            .map(|g| g.revisions.iter().map(|r| r.main).collect())
+            .collect()
     }
 
     fn get(index: &KeyIndex, at: i64) -> Option<i64> {
-        index.get(at).map(|found| found.revision.main)
+        index.get(at).map(|revision| revision.main)
     }
 
     // Guards the generation layout etcd's keyIndex documents: a delete closes the generation
@@ -575,10 +444,8 @@ mod tests {
         let index = example();
         assert_eq!(generations(&index), vec![vec![2, 3, 4], vec![5, 6], vec![]]);
         assert!(index.live().is_none());
-        assert_eq!(index.newest().0, rev(6));
-        if let KeyIndex::Full(full) = &index {
-            full.check().expect("example is well formed");
-        }
+        assert_eq!(index.newest(), rev(6));
+        index.check().expect("example is well formed");
     }
 
     // Guards findGeneration: a read inside a gap between generations sees no key.
@@ -593,24 +460,21 @@ mod tests {
     }
 
     #[test]
-    fn get_at_or_after_the_newest_revision_uses_the_cached_record() {
-        let index = Builder::default().put(rev(2)).put(rev(3)).build();
-        let found = index.get(9).expect("live");
-        assert_eq!(found.revision, rev(3));
-        assert!(found.record.is_some_and(|r| r.version == 2));
-        assert!(
-            index.get(2).expect("live at 2").record.is_none(),
-            "older: record tree lookup"
-        );
-    }
-
-    #[test]
     fn versions_restart_in_each_generation() {
         let index = example();
         assert_eq!(index.version_of(rev(2)), Some((2, 1)));
         assert_eq!(index.version_of(rev(3)), Some((2, 2)));
         assert_eq!(index.version_of(rev(4)), None, "a tombstone has no version");
         assert_eq!(index.version_of(rev(5)), Some((5, 1)));
+    }
+
+    #[test]
+    fn put_returns_the_create_revision_and_version_it_writes() {
+        let mut index = KeyIndex::with_put(rev(2));
+        assert_eq!(index.put(rev(3)), (2, 2));
+        index.tombstone(rev(4));
+        assert_eq!(index.put(rev(5)), (5, 1), "a new generation");
+        assert_eq!(index.live(), Some((rev(5), 5, 1)));
     }
 
     #[test]
@@ -684,12 +548,10 @@ mod tests {
     }
 
     #[test]
-    fn compact_keeps_the_latest_revision_of_a_live_key() {
-        let index = Builder::default()
-            .put(rev(2))
-            .put(rev(3))
-            .put(rev(7))
-            .build();
+    fn compact_keeps_the_latest_revision_of_a_live_key_and_its_version() {
+        let mut index = KeyIndex::with_put(rev(2));
+        index.put(rev(3));
+        index.put(rev(7));
         let compaction = index.compact(5).expect("2.0 is superseded");
         assert_eq!(compaction.removed, vec![rev(2)]);
         let kept = compaction.remaining.expect("live key stays");
@@ -706,63 +568,65 @@ mod tests {
         );
     }
 
-    // After compaction nearly every key holds one put: it must return to the inline form.
-    #[test]
-    fn compact_to_a_single_put_returns_to_the_inline_form() {
-        let index = Builder::default()
-            .put(rev(2))
-            .put(rev(3))
-            .put(rev(4))
-            .build();
-        let kept = index
-            .compact(4)
-            .expect("2.0 and 3.0 go")
-            .remaining
-            .expect("live");
-        assert!(matches!(kept, KeyIndex::Single { revision, .. } if revision == rev(4)));
-        assert_eq!(
-            kept.version_of(rev(4)),
-            Some((2, 3)),
-            "version and create revision kept"
-        );
-        let reborn = Builder::default()
-            .put(rev(2))
-            .tombstone(rev(3))
-            .put(rev(5))
-            .build();
-        let kept = reborn
-            .compact(6)
-            .expect("old generation goes")
-            .remaining
-            .expect("live");
-        assert!(matches!(kept, KeyIndex::Single { revision, .. } if revision == rev(5)));
-    }
-
     #[test]
     #[should_panic(expected = "not after")]
     fn put_at_an_older_revision_panics() {
-        Builder::default().put(rev(5)).put(rev(4));
+        KeyIndex::with_put(rev(5)).put(rev(4));
     }
 
     #[test]
     #[should_panic(expected = "of a deleted key")]
     fn tombstone_of_a_deleted_key_panics() {
-        Builder::default()
-            .put(rev(5))
-            .tombstone(rev(6))
-            .tombstone(rev(7));
+        let mut index = KeyIndex::with_put(rev(5));
+        index.tombstone(rev(6));
+        index.tombstone(rev(7));
     }
 
     #[test]
     fn several_changes_in_one_transaction_use_sub_revisions() {
-        let index = Builder::default()
-            .put(Revision::new(3, 0))
-            .put(Revision::new(3, 1))
-            .tombstone(Revision::new(3, 2))
-            .put(Revision::new(3, 3))
-            .build();
+        let mut index = KeyIndex::with_put(Revision::new(3, 0));
+        index.put(Revision::new(3, 1));
+        index.tombstone(Revision::new(3, 2));
+        index.put(Revision::new(3, 3));
         assert_eq!(generations(&index), vec![vec![3, 3, 3], vec![3]]);
-        assert_eq!(index.get(3).map(|f| f.revision), Some(Revision::new(3, 3)));
+        assert_eq!(index.get(3), Some(Revision::new(3, 3)));
         assert_eq!(index.version_of(Revision::new(3, 3)), Some((3, 1)));
+    }
+
+    // Pins the stored layout (docs/design/btree-format.md, "Values"); see the record test.
+    #[test]
+    fn key_index_layout_is_pinned() {
+        let mut index = KeyIndex::with_put(Revision::new(2, 0));
+        index.tombstone(Revision::new(3, 1));
+        #[rustfmt::skip]
+        let expected: [u8; 88] = [
+            2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // revision 2.0
+            3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, // revision 3.1
+            2, 0, 0, 0, 0, 0, 0, 0,                         // generation 0: create_revision
+            2, 0, 0, 0, 0, 0, 0, 0,                         //   version
+            208, 255, 255, 255, 2, 0, 0, 0,                 //   revisions: offset -48, 2
+            0, 0, 0, 0, 0, 0, 0, 0,                         // generation 1 (empty)
+            0, 0, 0, 0, 0, 0, 0, 0,
+            216, 255, 255, 255, 0, 0, 0, 0,                 //   revisions: none
+            208, 255, 255, 255, 2, 0, 0, 0,                 // root: generations at 32, 2
+        ];
+        assert_eq!(&index.encode()[..], &expected[..]);
+    }
+
+    // The stored form round-trips, and bytes breaking an invariant are rejected on decode.
+    #[test]
+    fn encoding_round_trips_and_decode_rejects_broken_invariants() {
+        let index = example();
+        assert_eq!(KeyIndex::decode(&index.encode()), Ok(index));
+        let broken = KeyIndex {
+            generations: vec![Generation::empty()],
+        };
+        assert!(KeyIndex::decode(&broken.encode()).is_err());
+        let encoded = example().encode();
+        for i in 0..encoded.len() {
+            let mut bad = encoded.to_vec();
+            bad[i] ^= 0x5a;
+            let _ = KeyIndex::decode(&bad);
+        }
     }
 }

@@ -1,39 +1,84 @@
 //! `ReadView`: an immutable snapshot of the committed store, for readers on any thread.
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+
 use super::event::Event;
 use super::key_range::KeyRange;
 use super::range::{RangeOptions, RangeResult};
 use super::state::StoreState;
-use crate::error::MvccError;
+use crate::bucket::{self, Bucket};
+use crate::error::{BtreeError, MvccError, Result};
+use crate::pager::{PageSource, ReaderGuard};
 
-/// An immutable snapshot of the store as of one committed revision. Taking and cloning one is
-/// O(1) (two `Arc` increments); it never blocks the writer and stays unchanged by later commits
-/// and compactions, whose node copies it does not see.
+/// An immutable snapshot of the store as of one committed version. Cloning is O(1); taking one
+/// from the store is O(1) (memoized per version). It never blocks the writer and stays
+/// unchanged by later commits, compactions, checkpoints and defragmentation: the pages it can
+/// reach are not reused while it lives (crate invariant 6), and the file it maps stays mapped.
 #[derive(Clone)]
 pub struct ReadView {
+    inner: Arc<ViewInner>,
+}
+
+struct ViewInner {
     state: StoreState,
+    src: Arc<PageSource>,
+    /// Registers the view's version with the file's reader table.
+    _guard: ReaderGuard,
+}
+
+fn storage_failure(error: BtreeError) -> ! {
+    panic!(
+        "keel-btree: storage error where the API cannot return it (use the try_ method): {error}"
+    )
 }
 
 impl ReadView {
-    pub(crate) fn new(state: StoreState) -> Self {
-        ReadView { state }
+    pub(crate) fn new(state: StoreState, src: Arc<PageSource>, guard: ReaderGuard) -> Self {
+        ReadView {
+            inner: Arc::new(ViewInner {
+                state,
+                src,
+                _guard: guard,
+            }),
+        }
+    }
+
+    pub(crate) fn state(&self) -> &StoreState {
+        &self.inner.state
+    }
+
+    pub(crate) fn src(&self) -> &Arc<PageSource> {
+        &self.inner.src
     }
 
     /// The store's revision when the view was taken.
     pub fn revision(&self) -> i64 {
-        self.state.revision
+        self.inner.state.revision
     }
 
     /// The store's compacted revision when the view was taken (0 if never compacted).
     pub fn compacted_revision(&self) -> i64 {
-        self.state.compacted_revision()
+        self.inner.state.compacted_revision()
     }
 
-    /// Keys in `range` at revision `opts.revision` (`<= 0`: the view's revision). Errors:
-    /// above the view's revision, `FutureRevision`; below its compacted revision, `Compacted`
-    /// (a read at exactly the compacted revision is allowed).
+    /// Keys in `range` at revision `opts.revision` (`<= 0`: the view's revision). MVCC errors
+    /// (wrapped in [`BtreeError::Mvcc`]): above the view's revision, `FutureRevision`; below
+    /// its compacted revision, `Compacted` (a read at exactly the compacted revision is
+    /// allowed). Storage errors: a corrupt page, with file and page.
+    pub fn try_range(&self, range: &KeyRange, opts: &RangeOptions) -> Result<RangeResult> {
+        let state = &self.inner.state;
+        state.range(&self.inner.src, range, opts, state.revision)
+    }
+
+    /// [`ReadView::try_range`] for callers that handle only MVCC errors. Panics on a storage
+    /// error (a corrupt page).
     pub fn range(&self, range: &KeyRange, opts: &RangeOptions) -> Result<RangeResult, MvccError> {
-        self.state.range(range, opts, self.state.revision)
+        self.try_range(range, opts).map_err(|error| match error {
+            BtreeError::Mvcc(error) => error,
+            other => storage_failure(other),
+        })
     }
 
     /// Watch history: changes with `start_revision <= main revision < end_revision` to keys in
@@ -42,6 +87,26 @@ impl ReadView {
     /// watch may start in the future). `start_revision` below the compacted revision is
     /// `Compacted`. With `with_prev_kv`, each event carries the version it replaced when that
     /// is still stored (compaction at `c` keeps it for every event above `c`).
+    pub fn try_events(
+        &self,
+        range: &KeyRange,
+        start_revision: i64,
+        end_revision: i64,
+        max_events: usize,
+        with_prev_kv: bool,
+    ) -> Result<Vec<Event>> {
+        self.inner.state.events(
+            &self.inner.src,
+            range,
+            start_revision,
+            end_revision,
+            max_events,
+            with_prev_kv,
+        )
+    }
+
+    /// [`ReadView::try_events`] for callers that handle only MVCC errors. Panics on a storage
+    /// error (a corrupt page).
     pub fn events(
         &self,
         range: &KeyRange,
@@ -50,12 +115,49 @@ impl ReadView {
         max_events: usize,
         with_prev_kv: bool,
     ) -> Result<Vec<Event>, MvccError> {
-        self.state.events(
+        self.try_events(
             range,
             start_revision,
             end_revision,
             max_events,
             with_prev_kv,
+        )
+        .map_err(|error| match error {
+            BtreeError::Mvcc(error) => error,
+            other => storage_failure(other),
+        })
+    }
+
+    /// etcd's `HashKV`: a CRC-32 (IEEE) of every MVCC record at or below `revision` (`<= 0`:
+    /// the view's revision) that reads at or above the compacted revision can observe, and the
+    /// compacted revision (0 if never compacted). Same data, same hash on every member,
+    /// however far a running compaction got. What is hashed, in revision order: the bytes
+    /// `b"key"`, then per record its 16-byte revision and its fields (kind, create revision,
+    /// version, lease, key, value; see docs/design/mvcc.md, "HashKV"). Errors as etcd:
+    /// `revision` at or below the compacted revision is `Compacted`, above the view's
+    /// `FutureRevision`.
+    pub fn hash_kv(&self, revision: i64) -> Result<(u32, i64)> {
+        self.inner.state.hash_kv(&self.inner.src, revision)
+    }
+
+    /// The value under `key` in `bucket` as of this view.
+    pub fn bucket_get(&self, bucket: Bucket, key: &[u8]) -> Result<Option<Bytes>> {
+        bucket::get(self.inner.state.tree(bucket.tree()), &self.inner.src, key)
+    }
+
+    /// Entries of `bucket` in `range` as of this view, ascending, at most `limit` (0 = no
+    /// limit).
+    pub fn bucket_range(
+        &self,
+        bucket: Bucket,
+        range: &KeyRange,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>> {
+        bucket::range(
+            self.inner.state.tree(bucket.tree()),
+            &self.inner.src,
+            range,
+            limit,
         )
     }
 }
@@ -63,9 +165,8 @@ impl ReadView {
 impl std::fmt::Debug for ReadView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadView")
-            .field("revision", &self.state.revision)
-            .field("compacted_revision", &self.state.compacted_revision())
-            .field("records", &self.state.records.len())
-            .finish()
+            .field("revision", &self.inner.state.revision)
+            .field("compacted_revision", &self.inner.state.compacted_revision())
+            .finish_non_exhaustive()
     }
 }
