@@ -166,7 +166,7 @@ fn move_leader_hands_leadership_to_the_chosen_member() {
         &["move-leader", &hex],
     ));
     assert!(
-        out.contains(&format!("Leadership transferred from")) && out.contains(&hex),
+        out.contains("Leadership transferred from") && out.contains(&hex),
         "{out}"
     );
     assert_eq!(cluster.leader(), target);
@@ -197,7 +197,7 @@ fn member_add_promote_and_remove() {
         "{added}"
     );
     assert!(
-        added.contains(&format!("ETCD_INITIAL_CLUSTER_STATE=\"existing\"")),
+        added.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""),
         "{added}"
     );
     let e = err(etcdctl(

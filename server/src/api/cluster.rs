@@ -122,7 +122,7 @@ impl ClusterOps {
             .collect();
         let total = voters.len() + extra;
         let started = voters.iter().filter(|m| !m.name.is_empty()).count();
-        total == 0 || started >= total / 2 + 1
+        total == 0 || started > total / 2
     }
 
     async fn propose(
