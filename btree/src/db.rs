@@ -49,6 +49,9 @@ pub(crate) struct Db {
     fsync: bool,
     /// A defragmented file not yet in place: the next checkpoint renames it to this name.
     rename_to: Option<String>,
+    /// Grow the file to exactly the pages in use, never ahead (an exported snapshot: a file
+    /// that is sent, not written to).
+    grow_exact: bool,
 }
 
 /// What opening found.
@@ -131,6 +134,7 @@ impl Db {
             in_flight: None,
             fsync: options.fsync,
             rename_to: None,
+            grow_exact: false,
         };
         Ok(OpenedDb { db, meta, created })
     }
@@ -175,6 +179,7 @@ impl Db {
             in_flight: None,
             fsync,
             rename_to: Some(rename_to.to_string()),
+            grow_exact: false,
         })
     }
 
@@ -272,6 +277,27 @@ impl Db {
         }
     }
 
+    /// Makes the file grow to exactly the pages in use, never ahead.
+    pub(crate) fn set_grow_exact(&mut self) {
+        self.grow_exact = true;
+    }
+
+    /// The length the file must grow to in order to hold `page_count` pages, if it is
+    /// shorter: at least by the growth step (1/8 of its size, at least `growth_bytes_min`),
+    /// or exactly when `grow_exact`.
+    fn grown_len_bytes(&self, page_count: u64) -> Option<u64> {
+        let needed_bytes = page_count * self.layout.page_size_bytes as u64;
+        if needed_bytes <= self.file_len_bytes {
+            return None;
+        }
+        if self.grow_exact {
+            return Some(needed_bytes);
+        }
+        let step = (self.file_len_bytes / GROWTH_DIVISOR).max(self.growth_bytes_min);
+        let page = self.layout.page_size_bytes as u64;
+        Some(needed_bytes.max(self.file_len_bytes + step).div_ceil(page) * page)
+    }
+
     /// Releases pages a committed change stopped referencing; readers of versions up to
     /// `seq` may still reach them.
     pub(crate) fn release(&mut self, freed: Freed, seq: u64) {
@@ -317,12 +343,7 @@ impl Db {
         meta.page_size_bytes = self.layout.page_size_bytes;
         meta.page_count = self.allocator.page_count();
         meta.free_list = free_list;
-        let needed_bytes = meta.page_count * self.layout.page_size_bytes as u64;
-        let grow_to_bytes = (needed_bytes > self.file_len_bytes).then(|| {
-            let step = (self.file_len_bytes / GROWTH_DIVISOR).max(self.growth_bytes_min);
-            let page = self.layout.page_size_bytes as u64;
-            needed_bytes.max(self.file_len_bytes + step).div_ceil(page) * page
-        });
+        let grow_to_bytes = self.grown_len_bytes(meta.page_count);
         let rename = self
             .rename_to
             .as_ref()
@@ -339,6 +360,7 @@ impl Db {
             meta_bytes: meta.encode(),
             meta_offset_bytes: meta.slot().offset_bytes(self.layout.page_size_bytes),
             rename,
+            renamed: false,
             fsync: self.fsync,
             stats: CheckpointStats {
                 txn,
@@ -430,11 +452,7 @@ impl Db {
     /// and maps the file again. The pages become readable; they are durable only with the
     /// next checkpoint.
     pub(crate) fn write_unsynced(&mut self, writes: Vec<PageWrite>) -> Result<()> {
-        let needed_bytes = self.allocator.page_count() * self.layout.page_size_bytes as u64;
-        if needed_bytes > self.file_len_bytes {
-            let step = (self.file_len_bytes / GROWTH_DIVISOR).max(self.growth_bytes_min);
-            let page = self.layout.page_size_bytes as u64;
-            let len = needed_bytes.max(self.file_len_bytes + step).div_ceil(page) * page;
+        if let Some(len) = self.grown_len_bytes(self.allocator.page_count()) {
             self.file.set_len(len).map_err(io_error(&self.path))?;
             self.file_len_bytes = len;
         }
@@ -608,6 +626,8 @@ pub struct CheckpointJob {
     meta_offset_bytes: u64,
     /// (current name, final name).
     rename: Option<(String, String)>,
+    /// The rename was done (its directory sync may still have failed).
+    renamed: bool,
     fsync: bool,
     free_list_pages: Vec<PageId>,
     stats: CheckpointStats,
@@ -636,6 +656,16 @@ impl CheckpointJob {
     /// The applied index this checkpoint records.
     pub fn applied_index(&self) -> u64 {
         self.meta.applied_index
+    }
+
+    /// Pages of the file as of this checkpoint.
+    pub(crate) fn page_count(&self) -> u64 {
+        self.meta.page_count
+    }
+
+    /// Whether the run renamed the file into place (even if it failed afterwards).
+    pub(crate) fn renamed(&self) -> bool {
+        self.renamed
     }
 
     /// What it writes.
@@ -685,6 +715,7 @@ impl CheckpointJob {
         }
         if let Some((source, target)) = &self.rename {
             self.io.rename(source, target).map_err(&fail)?;
+            self.renamed = true;
             if self.fsync {
                 self.io.sync_dir().map_err(&fail)?;
             }

@@ -168,14 +168,25 @@ impl Allocator {
     /// Free and pending runs, sorted and coalesced: what a checkpoint records as free (on
     /// reopen no reader exists, so pending pages are free).
     pub(crate) fn unused_runs(&self) -> Vec<(u64, u64)> {
-        let mut runs: Vec<(u64, u64)> = self
+        // The free runs are sorted already (and usually far more numerous than the pending
+        // ones, which are about what changed since the last checkpoint): sort only the
+        // pending runs and merge, so a checkpoint's cost follows its changes.
+        let mut pending: Vec<(u64, u64)> =
+            self.pending.iter().map(|p| (p.first, p.count)).collect();
+        pending.sort_unstable();
+        let mut free = self
             .free
             .iter()
             .map(|(&first, &count)| (first, count))
-            .chain(self.pending.iter().map(|p| (p.first, p.count)))
-            .collect();
-        runs.sort_unstable();
-        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(runs.len());
+            .peekable();
+        let mut pending = pending.into_iter().peekable();
+        let runs = std::iter::from_fn(|| match (free.peek(), pending.peek()) {
+            (Some(a), Some(b)) if a <= b => free.next(),
+            (Some(_), Some(_)) | (None, Some(_)) => pending.next(),
+            (Some(_), None) => free.next(),
+            (None, None) => None,
+        });
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.free.len() + self.pending.len());
         for (first, count) in runs {
             match merged.last_mut() {
                 Some((last_first, last_count)) if *last_first + *last_count == first => {
@@ -288,6 +299,20 @@ mod tests {
         );
         assert_eq!(allocator.page_count(), 22);
         assert_eq!(allocator.unused_runs(), vec![(5, 1)]);
+    }
+
+    // Guards the merge in `unused_runs`: free and pending runs interleaved, adjacent across
+    // the two sets and pending released out of order, come out sorted and coalesced.
+    #[test]
+    fn unused_runs_merge_free_and_pending_sorted_and_coalesced() {
+        let mut allocator = Allocator::new(100, [(10, 2), (30, 5), (60, 1)]);
+        for (first, count) in [(50, 3), (12, 3), (2, 1), (35, 1), (80, 4), (20, 2)] {
+            allocator.release(PageId(first), count, TxnId(3), Some(1));
+        }
+        assert_eq!(
+            allocator.unused_runs(),
+            vec![(2, 1), (10, 5), (20, 2), (30, 6), (50, 3), (60, 1), (80, 4)]
+        );
     }
 
     #[test]

@@ -68,6 +68,10 @@
 //!     [`MvccError`]s, wrapped as [`BtreeError::Mvcc`] by the `try_` methods. The methods
 //!     without `try_` (`range`, `events`, `put`, `delete_range`, `commit`, `compact`) keep
 //!     the in-memory store's signatures and panic on a storage error.
+//! 11. Snapshots: [`ReadView::export`]`(out, applied_index, metadata)` writes a view as a new,
+//!     compact, fsynced page file (built under a temporary name, then renamed) that
+//!     [`MvccStore::open`] opens at exactly that view's state, with that `applied_index` and
+//!     metadata; it runs on any thread while the writer goes on, in bounded memory.
 //!
 //! # Invariants
 //!
@@ -180,8 +184,8 @@ pub use error::{
 };
 pub use io::{Faults, FileMap, MemIoCounts, MemPageIo, PageFile, PageIo, StdPageIo};
 pub use mvcc::{
-    Committed, CompactOutcome, CompactProgress, Event, EventKind, KeyRange, KeyValue, MvccStore,
-    RangeOptions, RangeResult, ReadView, Revision, WriteTxn,
+    Committed, CompactOutcome, CompactProgress, Event, EventKind, ExportStats, KeyRange, KeyValue,
+    MvccStore, RangeOptions, RangeResult, ReadView, Revision, WriteTxn,
 };
 pub use options::{Opened, StoreOptions};
 pub use page::{PageId, TxnId};

@@ -4,6 +4,7 @@
 
 mod compact;
 mod event;
+mod export;
 mod key_index;
 mod key_range;
 mod key_value;
@@ -17,6 +18,7 @@ mod write_txn;
 
 pub use compact::{CompactOutcome, CompactProgress};
 pub use event::{Event, EventKind};
+pub use export::ExportStats;
 pub use key_range::KeyRange;
 pub use key_value::KeyValue;
 pub use range::{RangeOptions, RangeResult};

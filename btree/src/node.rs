@@ -84,10 +84,16 @@ pub(crate) enum Body {
     Branch(Branch),
 }
 
+/// The keys of a node in memory, shared between a node and its copies until one of them
+/// changes its keys (`Arc::make_mut`): a write that copies a shared node (a read view or a
+/// checkpoint holds it) usually changes one value or one child, so the copy, and later the
+/// drop of the original, cost one reference count instead of one per key.
+pub(crate) type Keys = Arc<Vec<Item>>;
+
 /// Entries in ascending key order; `keys.len() == values.len() >= 1` except transiently.
 #[derive(Clone, Default)]
 pub(crate) struct Leaf {
-    pub(crate) keys: Vec<Item>,
+    pub(crate) keys: Keys,
     pub(crate) values: Vec<Item>,
 }
 
@@ -95,7 +101,7 @@ pub(crate) struct Leaf {
 /// `>= keys[i]`); `keys.len() + 1 == children.len()`.
 #[derive(Clone, Default)]
 pub(crate) struct Branch {
-    pub(crate) keys: Vec<Item>,
+    pub(crate) keys: Keys,
     pub(crate) children: Vec<NodeRef>,
 }
 
@@ -142,14 +148,42 @@ impl Body {
         match self {
             Body::Leaf(leaf) => {
                 if item.is_multiple_of(2) {
-                    &mut leaf.keys[item / 2]
+                    &mut Arc::make_mut(&mut leaf.keys)[item / 2]
                 } else {
                     &mut leaf.values[item / 2]
                 }
             }
-            Body::Branch(branch) => &mut branch.keys[item],
+            Body::Branch(branch) => &mut Arc::make_mut(&mut branch.keys)[item],
         }
     }
+}
+
+/// Byte order of keys (`<[u8]>::cmp`), without a `memcmp` call for short keys: searches
+/// compare many keys of a few bytes (16-byte revisions, short user keys), where the call costs
+/// more than the comparison.
+#[inline]
+pub(crate) fn key_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let common = a.len().min(b.len());
+    if common > 32 {
+        return a.cmp(b);
+    }
+    let (mut a_rest, mut b_rest) = (&a[..common], &b[..common]);
+    while a_rest.len() >= 8 {
+        let (a_head, a_tail) = a_rest.split_at(8);
+        let (b_head, b_tail) = b_rest.split_at(8);
+        let x = u64::from_be_bytes(a_head.try_into().expect("8 bytes"));
+        let y = u64::from_be_bytes(b_head.try_into().expect("8 bytes"));
+        if x != y {
+            return x.cmp(&y);
+        }
+        (a_rest, b_rest) = (a_tail, b_tail);
+    }
+    for (x, y) in a_rest.iter().zip(b_rest) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 fn round8(len: usize) -> usize {
@@ -392,6 +426,30 @@ impl<'a> PageNode<'a> {
         Ok(RawItem::Blob { first, len_bytes })
     }
 
+    /// The bytes of key `i` (`i < count`): an inline key straight from its slot (the hot path
+    /// of every search), a blob through `src`. Offsets are bounds-checked as in [`Self::key`].
+    #[inline]
+    pub(crate) fn key_bytes(&self, src: &'a PageSource, i: usize) -> Result<&'a [u8]> {
+        let slot_bytes = if self.leaf {
+            LEAF_SLOT_BYTES
+        } else {
+            BRANCH_SLOT_BYTES
+        };
+        // `parse` checked that `count` slots fit the page.
+        let slot = HEADER_BYTES + i * slot_bytes;
+        let bytes: &'a [u8] = self.bytes;
+        let offset = usize::from(u16::from_le_bytes([bytes[slot], bytes[slot + 1]]));
+        let len = u16::from_le_bytes([bytes[slot + 2], bytes[slot + 3]]);
+        if len & BLOB_FLAG == 0 {
+            let end = offset + usize::from(len);
+            if offset >= HEADER_BYTES + self.count * slot_bytes && end <= bytes.len() {
+                return Ok(&bytes[offset..end]);
+            }
+        }
+        let raw = self.key(i).map_err(|reason| src.corrupt(self.id, reason))?;
+        self.bytes_of(src, raw)
+    }
+
     /// Key `i` (leaf entry or branch separator).
     pub(crate) fn key(&self, i: usize) -> Result<RawItem, Corruption> {
         let slot = if self.leaf {
@@ -442,27 +500,29 @@ impl<'a> PageNode<'a> {
             RawItem::Blob { first, len_bytes } => Item::Blob { first, len_bytes },
         };
         let body = if self.leaf {
-            let mut leaf = Leaf {
-                keys: Vec::with_capacity(self.count + 1),
-                values: Vec::with_capacity(self.count + 1),
-            };
+            let mut keys = Vec::with_capacity(self.count + 1);
+            let mut values = Vec::with_capacity(self.count + 1);
             for i in 0..self.count {
-                leaf.keys.push(item(self.key(i)?));
-                leaf.values.push(item(self.value(i)?));
+                keys.push(item(self.key(i)?));
+                values.push(item(self.value(i)?));
             }
-            Body::Leaf(leaf)
+            Body::Leaf(Leaf {
+                keys: Arc::new(keys),
+                values,
+            })
         } else {
-            let mut branch = Branch {
-                keys: Vec::with_capacity(self.count + 1),
-                children: Vec::with_capacity(self.count + 2),
-            };
+            let mut keys = Vec::with_capacity(self.count + 1);
+            let mut children = Vec::with_capacity(self.count + 2);
             for i in 0..=self.count {
-                branch.children.push(NodeRef::Page(self.child(i)?));
+                children.push(NodeRef::Page(self.child(i)?));
             }
             for i in 0..self.count {
-                branch.keys.push(item(self.key(i)?));
+                keys.push(item(self.key(i)?));
             }
-            Body::Branch(branch)
+            Body::Branch(Branch {
+                keys: Arc::new(keys),
+                children,
+            })
         };
         Ok(MemNode::new(body))
     }
@@ -641,7 +701,7 @@ mod tests {
     fn encoded_leaf_reads_back_with_aligned_values_and_blob_references() {
         let layout = Layout::new(512);
         let node = MemNode::new(Body::Leaf(Leaf {
-            keys: vec![mem(3, b'a'), mem(300, b'b')],
+            keys: Arc::new(vec![mem(3, b'a'), mem(300, b'b')]),
             values: vec![mem(5, 1), mem(9, 2)],
         }));
         let bytes = encode(layout, &node, PageId(5), &[], TxnId(1), |_| PageId(77));
@@ -675,12 +735,37 @@ mod tests {
         );
     }
 
+    // Guards the search order: `key_cmp` is exactly byte order, for every length around its
+    // 8-byte chunks and its 32-byte fallback, and for differences at every position.
+    #[test]
+    fn key_cmp_orders_exactly_like_byte_slices() {
+        let mut checked = 0;
+        for len_a in 0..42usize {
+            for len_b in [0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, len_a] {
+                let a: Vec<u8> = (0..len_a).map(|i| (i * 37 % 251) as u8).collect();
+                let mut b: Vec<u8> = (0..len_b).map(|i| (i * 37 % 251) as u8).collect();
+                assert_eq!(key_cmp(&a, &b), a.cmp(&b), "{a:?} {b:?}");
+                for at in 0..len_b {
+                    for delta in [1u8, 128, 255] {
+                        let saved = b[at];
+                        b[at] = saved.wrapping_add(delta);
+                        assert_eq!(key_cmp(&a, &b), a.cmp(&b), "{a:?} {b:?}");
+                        assert_eq!(key_cmp(&b, &a), b.cmp(&a), "{b:?} {a:?}");
+                        b[at] = saved;
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 10_000);
+    }
+
     // Bytes from disk: slot offsets pointing outside the heap are errors, never panics.
     #[test]
     fn slots_pointing_outside_the_page_are_corrupt() {
         let layout = Layout::new(512);
         let node = MemNode::new(Body::Leaf(Leaf {
-            keys: vec![mem(3, b'a')],
+            keys: Arc::new(vec![mem(3, b'a')]),
             values: vec![mem(5, 1)],
         }));
         let mut bytes = encode(layout, &node, PageId(5), &[], TxnId(1), |_| PageId(0));

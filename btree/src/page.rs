@@ -69,6 +69,9 @@ pub(crate) fn page_size_valid(page_size_bytes: usize) -> bool {
         && (PAGE_SIZE_BYTES_MIN..=PAGE_SIZE_BYTES_MAX).contains(&page_size_bytes)
 }
 
+/// Offset of the kind byte in the header.
+pub(crate) const KIND_AT: usize = 4;
+
 /// What a page holds (header byte 4). 0 is never a kind: a zeroed page is never valid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]

@@ -18,7 +18,7 @@ use bytes::Bytes;
 
 use crate::error::Result;
 use crate::node::{
-    item_bytes, Body, Branch, Item, Layout, Leaf, MemNode, NodeRef, PageNode, RawItem,
+    item_bytes, key_cmp, Body, Branch, Item, Layout, Leaf, MemNode, NodeRef, PageNode, RawItem,
 };
 use crate::page::{blob_pages, PageId};
 use crate::pager::PageSource;
@@ -108,12 +108,7 @@ impl<'a> NodeView<'a> {
 
     pub(crate) fn key(&self, src: &'a PageSource, i: usize) -> Result<&'a [u8]> {
         match self {
-            NodeView::Page(page) => {
-                let raw = page
-                    .key(i)
-                    .map_err(|reason| src.corrupt(page.id(), reason))?;
-                page.bytes_of(src, raw)
-            }
+            NodeView::Page(page) => page.key_bytes(src, i),
             NodeView::Mem(Body::Leaf(leaf)) => item_bytes(src, &leaf.keys[i]),
             NodeView::Mem(Body::Branch(branch)) => item_bytes(src, &branch.keys[i]),
         }
@@ -161,7 +156,9 @@ impl<'a> NodeView<'a> {
 
     /// Index of the child whose interval holds `key`: the number of separators `<= key`.
     pub(crate) fn child_index(&self, src: &'a PageSource, key: &[u8]) -> Result<usize> {
-        partition_point(self.count(), |i| Ok(self.key(src, i)? <= key))
+        partition_point(self.count(), |i| {
+            Ok(key_cmp(self.key(src, i)?, key) != Ordering::Greater)
+        })
     }
 
     /// Index of the first entry `>= key` (`inclusive`) or `> key`; may be `count()`.
@@ -172,7 +169,7 @@ impl<'a> NodeView<'a> {
         inclusive: bool,
     ) -> Result<usize> {
         partition_point(self.count(), |i| {
-            Ok(match self.key(src, i)?.cmp(key) {
+            Ok(match key_cmp(self.key(src, i)?, key) {
                 Ordering::Less => true,
                 Ordering::Equal => !inclusive,
                 Ordering::Greater => false,
@@ -197,7 +194,9 @@ fn partition_point(len: usize, mut below: impl FnMut(usize) -> Result<bool>) -> 
 
 /// `Ok(i)` if `items[i]` is `key`, else `Err(i)` where it would go.
 fn search_items(src: &PageSource, items: &[Item], key: &[u8]) -> Result<Result<usize, usize>> {
-    let i = partition_point(items.len(), |i| Ok(item_bytes(src, &items[i])? < key))?;
+    let i = partition_point(items.len(), |i| {
+        Ok(key_cmp(item_bytes(src, &items[i])?, key) == Ordering::Less)
+    })?;
     if i < items.len() && item_bytes(src, &items[i])? == key {
         return Ok(Ok(i));
     }
@@ -205,7 +204,9 @@ fn search_items(src: &PageSource, items: &[Item], key: &[u8]) -> Result<Result<u
 }
 
 fn child_index_items(src: &PageSource, keys: &[Item], key: &[u8]) -> Result<usize> {
-    partition_point(keys.len(), |i| Ok(item_bytes(src, &keys[i])? <= key))
+    partition_point(keys.len(), |i| {
+        Ok(key_cmp(item_bytes(src, &keys[i])?, key) != Ordering::Greater)
+    })
 }
 
 /// Makes the node behind `node` changeable: a page is decoded (and released), a node a reader
@@ -308,7 +309,7 @@ impl Tree {
     ) -> Result<bool> {
         let Some(root) = self.root.as_mut() else {
             let leaf = Leaf {
-                keys: vec![Item::Mem(key)],
+                keys: Arc::new(vec![Item::Mem(key)]),
                 values: vec![Item::Mem(value)],
             };
             self.root = Some(NodeRef::Mem(Arc::new(MemNode::new(Body::Leaf(leaf)))));
@@ -327,7 +328,7 @@ impl Tree {
             } => {
                 let left = self.root.take().expect("the root that split");
                 let branch = Branch {
-                    keys: vec![separator],
+                    keys: Arc::new(vec![separator]),
                     children: vec![left, right],
                 };
                 self.root = Some(NodeRef::Mem(Arc::new(MemNode::new(Body::Branch(branch)))));
@@ -346,7 +347,7 @@ impl Tree {
         if let Some((separator, right)) = remove_at(root, cx, key, 1)? {
             let left = self.root.take().expect("the root that split");
             let branch = Branch {
-                keys: vec![separator],
+                keys: Arc::new(vec![separator]),
                 children: vec![left, right],
             };
             self.root = Some(NodeRef::Mem(Arc::new(MemNode::new(Body::Branch(branch)))));
@@ -386,12 +387,18 @@ fn insert_at(
         Body::Leaf(leaf) => {
             let (replaced, append) = match search_items(cx.src, &leaf.keys, &key)? {
                 Ok(i) => {
+                    let old_bytes = layout.leaf_entry_bytes(leaf, i);
                     let old = std::mem::replace(&mut leaf.values[i], Item::Mem(value));
                     cx.free_item(&old);
+                    // The node fitted before: an entry that did not grow keeps it fitting
+                    // (the common overwrite; no need to size the whole node).
+                    if layout.leaf_entry_bytes(leaf, i) <= old_bytes {
+                        return Ok(Insert::Done { replaced: true });
+                    }
                     (true, false)
                 }
                 Err(i) => {
-                    leaf.keys.insert(i, Item::Mem(key));
+                    Arc::make_mut(&mut leaf.keys).insert(i, Item::Mem(key));
                     leaf.values.insert(i, Item::Mem(value));
                     // Appending at the right edge (revisions, bulk loads) keeps the left full.
                     (false, rightmost && i + 1 == leaf.keys.len())
@@ -407,7 +414,7 @@ fn insert_at(
                 leaf_split_point(layout, leaf)
             };
             let right = Leaf {
-                keys: leaf.keys.split_off(at),
+                keys: Arc::new(Arc::make_mut(&mut leaf.keys).split_off(at)),
                 values: leaf.values.split_off(at),
             };
             let separator = Item::Mem(separator_of(cx.src, &right.keys[0])?);
@@ -431,7 +438,7 @@ fn insert_at(
             else {
                 return Ok(outcome);
             };
-            branch.keys.insert(i, separator);
+            Arc::make_mut(&mut branch.keys).insert(i, separator);
             branch.children.insert(i + 1, right);
             if layout.branch_body_bytes(branch) <= layout.capacity_bytes() {
                 return Ok(Insert::Done { replaced });
@@ -495,11 +502,12 @@ fn branch_split(branch: &mut Branch, middle: usize) -> (Item, Branch) {
         middle >= 1 && middle + 1 < branch.keys.len(),
         "both halves keep a separator"
     );
+    let keys = Arc::make_mut(&mut branch.keys);
     let right = Branch {
-        keys: branch.keys.split_off(middle + 1),
+        keys: Arc::new(keys.split_off(middle + 1)),
         children: branch.children.split_off(middle + 1),
     };
-    let up = branch.keys.pop().expect("the middle separator");
+    let up = keys.pop().expect("the middle separator");
     (up, right)
 }
 
@@ -521,7 +529,7 @@ fn remove_at(
         Body::Leaf(leaf) => {
             let i = search_items(cx.src, &leaf.keys, key)?
                 .expect("remove descends only to a present key");
-            let key = leaf.keys.remove(i);
+            let key = Arc::make_mut(&mut leaf.keys).remove(i);
             let value = leaf.values.remove(i);
             cx.free_item(&key);
             cx.free_item(&value);
@@ -531,7 +539,7 @@ fn remove_at(
             let i = child_index_items(cx.src, &branch.keys, key)?;
             match remove_at(&mut branch.children[i], cx, key, depth + 1)? {
                 Some((separator, right)) => {
-                    branch.keys.insert(i, separator);
+                    Arc::make_mut(&mut branch.keys).insert(i, separator);
                     branch.children.insert(i + 1, right);
                 }
                 None if underfull(layout, body_of(&branch.children[i])) => {
@@ -573,25 +581,26 @@ fn rebalance(branch: &mut Branch, cx: &mut WriteCx<'_>, i: usize) -> Result<()> 
     match (left_body, right_body) {
         (Body::Leaf(l), Body::Leaf(r)) => {
             if layout.leaf_body_bytes(l) + layout.leaf_body_bytes(r) <= layout.capacity_bytes() {
-                l.keys.append(&mut r.keys);
+                Arc::make_mut(&mut l.keys).append(Arc::make_mut(&mut r.keys));
                 l.values.append(&mut r.values);
-                let separator = branch.keys.remove(left);
+                let separator = Arc::make_mut(&mut branch.keys).remove(left);
                 cx.free_item(&separator);
                 branch.children.remove(left + 1);
                 return Ok(());
             }
+            let mut keys = std::mem::take(Arc::make_mut(&mut l.keys));
+            keys.append(Arc::make_mut(&mut r.keys));
             let mut all = Leaf {
-                keys: std::mem::take(&mut l.keys),
+                keys: Arc::new(keys),
                 values: std::mem::take(&mut l.values),
             };
-            all.keys.append(&mut r.keys);
             all.values.append(&mut r.values);
             let at = leaf_split_point(layout, &all);
-            r.keys = all.keys.split_off(at);
+            r.keys = Arc::new(Arc::make_mut(&mut all.keys).split_off(at));
             r.values = all.values.split_off(at);
             *l = all;
             let separator = Item::Mem(separator_of(cx.src, &r.keys[0])?);
-            let old = std::mem::replace(&mut branch.keys[left], separator);
+            let old = std::mem::replace(&mut Arc::make_mut(&mut branch.keys)[left], separator);
             cx.free_item(&old);
             Ok(())
         }
@@ -599,27 +608,30 @@ fn rebalance(branch: &mut Branch, cx: &mut WriteCx<'_>, i: usize) -> Result<()> 
             let down_bytes = layout.branch_entry_bytes(&branch.keys[left]);
             let merged_bytes =
                 layout.branch_body_bytes(l) + down_bytes + layout.branch_body_bytes(r);
+            let branch_keys = Arc::make_mut(&mut branch.keys);
             if merged_bytes <= layout.capacity_bytes() {
-                let down = branch.keys.remove(left);
-                l.keys.push(down);
-                l.keys.append(&mut r.keys);
+                let down = branch_keys.remove(left);
+                let l_keys = Arc::make_mut(&mut l.keys);
+                l_keys.push(down);
+                l_keys.append(Arc::make_mut(&mut r.keys));
                 l.children.append(&mut r.children);
                 branch.children.remove(left + 1);
                 return Ok(());
             }
-            let down = std::mem::replace(&mut branch.keys[left], Item::Mem(Bytes::new()));
+            let down = std::mem::replace(&mut branch_keys[left], Item::Mem(Bytes::new()));
+            let mut keys = std::mem::take(Arc::make_mut(&mut l.keys));
+            keys.push(down);
+            keys.append(Arc::make_mut(&mut r.keys));
             let mut all = Branch {
-                keys: std::mem::take(&mut l.keys),
+                keys: Arc::new(keys),
                 children: std::mem::take(&mut l.children),
             };
-            all.keys.push(down);
-            all.keys.append(&mut r.keys);
             all.children.append(&mut r.children);
             let middle = branch_split_point(layout, &all);
             let (up, right) = branch_split(&mut all, middle);
             *l = all;
             *r = right;
-            branch.keys[left] = up;
+            branch_keys[left] = up;
             Ok(())
         }
         _ => unreachable!("siblings are at the same depth"),

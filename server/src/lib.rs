@@ -24,6 +24,7 @@
 pub mod api;
 mod apply;
 mod cluster;
+mod compactor;
 mod concurrency;
 pub mod config;
 mod lease;

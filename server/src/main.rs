@@ -39,13 +39,21 @@ fn main() -> ExitCode {
 
 /// Logs at `level` (RUST_LOG, when set, overrides it) to the first output.
 fn init_logging(level: tracing::Level, outputs: &[LogOutput]) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(level.as_str().to_ascii_lowercase()));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match outputs.first() {
-        None | Some(LogOutput::Stderr) => builder.with_writer(std::io::stderr).init(),
-        Some(LogOutput::Stdout) => builder.with_writer(std::io::stdout).init(),
+        // Colors only on a terminal: a redirected log stays plain text.
+        None | Some(LogOutput::Stderr) => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .init(),
+        Some(LogOutput::Stdout) => builder
+            .with_ansi(std::io::stdout().is_terminal())
+            .with_writer(std::io::stdout)
+            .init(),
         Some(LogOutput::File(path)) => {
             let file = std::fs::OpenOptions::new()
                 .create(true)

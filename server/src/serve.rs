@@ -53,6 +53,9 @@ async fn serve(config: &Config, node: &RunningNode) -> anyhow::Result<()> {
     let client_listeners = bind_all("listen-client-urls", &config.listen_client_urls).await?;
     let peer_listeners = bind_all("listen-peer-urls", &config.listen_peer_urls).await?;
     node.spawn_watch_hub();
+    if let Some(mode) = config.auto_compaction {
+        tokio::spawn(crate::compactor::run(node.handle.clone(), mode));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let cluster = ClusterOps::new(
         node.handle.clone(),
@@ -133,12 +136,9 @@ fn client_router(config: &Config, node: &RunningNode, cluster: ClusterOps) -> Ro
     let kv = KvServer::new(KvService::new(node.handle.clone(), config.max_txn_ops))
         .max_decoding_message_size(max_decoding_bytes)
         .max_encoding_message_size(usize::MAX);
-    let maintenance = MaintenanceServer::new(MaintenanceService::new(
-        node.handle.clone(),
-        config.wal_dir(),
-    ))
-    .max_decoding_message_size(max_decoding_bytes)
-    .max_encoding_message_size(usize::MAX);
+    let maintenance = MaintenanceServer::new(MaintenanceService::new(node.handle.clone()))
+        .max_decoding_message_size(max_decoding_bytes)
+        .max_encoding_message_size(usize::MAX);
     let watch = WatchServer::new(WatchService::new(
         node.watch_hub.clone(),
         node.handle.clone(),

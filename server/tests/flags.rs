@@ -142,13 +142,10 @@ fn flag_and_variable_both_set_is_an_error() {
 // names and unknown ETCD_* variables are named in startup warnings.
 #[test]
 fn flags_not_acted_on_yet_are_named_in_a_startup_warning() {
-    let keel = Keel::start_with_env(
-        &["--auto-compaction-retention=1h", "--cors=*"],
-        &[("ETCD_NOT_A_FLAG", "x")],
-    );
+    let keel = Keel::start_with_env(&["--max-wals=3", "--cors=*"], &[("ETCD_NOT_A_FLAG", "x")]);
     let log = keel.log();
     assert!(
-        log.contains("--auto-compaction-retention is accepted but not acted on yet"),
+        log.contains("--max-wals is accepted but not acted on yet"),
         "{log}"
     );
     assert!(

@@ -154,6 +154,38 @@ async fn revoke_deletes_every_attached_key_in_one_revision() {
     );
 }
 
+// Guards lease detachment on delete (a regression: deleting a leased key did
+// not detach it, so revoking the old lease later deleted the key's new,
+// unleased incarnation), also across a restart from the store.
+#[tokio::test]
+async fn a_deleted_leased_key_recreated_without_lease_survives_the_revoke() {
+    let mut keel = Keel::start(&[]);
+    let mut c = keel.client().await;
+    let lease = c.lease_grant(60, None).await.expect("grant").id();
+    c.put("k", "leased", Some(PutOptions::new().with_lease(lease)))
+        .await
+        .expect("put");
+    c.delete("k", None).await.expect("delete");
+    c.put("k", "free", None).await.expect("put");
+    let ttl = c
+        .lease_time_to_live(
+            lease,
+            Some(etcd_client::LeaseTimeToLiveOptions::new().with_keys()),
+        )
+        .await
+        .expect("ttl");
+    assert!(ttl.keys().is_empty(), "{:?}", ttl.keys());
+    drop(c);
+    keel.stop();
+    keel.restart();
+    let mut c = keel.client().await;
+    c.lease_revoke(lease).await.expect("revoke");
+    let got = c.get("k", None).await.expect("get");
+    assert_eq!(got.kvs().len(), 1);
+    assert_eq!(got.kvs()[0].value(), b"free");
+    assert_eq!(got.kvs()[0].lease(), 0);
+}
+
 // Guards expiry through Raft and keep-alive.
 #[tokio::test]
 async fn leases_expire_unless_kept_alive() {

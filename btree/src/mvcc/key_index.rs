@@ -115,6 +115,114 @@ pub(crate) struct KeyCompaction {
     pub(crate) remaining: Option<KeyIndex>,
 }
 
+/// The fields of a generation, decoded ([`Generation`]) or read in place from its archive
+/// ([`ArchivedGeneration`]): the checks and the reads at a revision run on either, so a read
+/// needs no decoding (and no allocation).
+trait GenerationFields {
+    fn create_revision(&self) -> i64;
+    fn version(&self) -> i64;
+    fn revision_count(&self) -> usize;
+    /// Revision `i < revision_count()`, oldest first.
+    fn revision(&self, i: usize) -> Rev;
+}
+
+impl GenerationFields for Generation {
+    fn create_revision(&self) -> i64 {
+        self.create_revision
+    }
+    fn version(&self) -> i64 {
+        self.version
+    }
+    fn revision_count(&self) -> usize {
+        self.revisions.len()
+    }
+    fn revision(&self, i: usize) -> Rev {
+        self.revisions[i]
+    }
+}
+
+impl GenerationFields for ArchivedGeneration {
+    fn create_revision(&self) -> i64 {
+        self.create_revision.to_native()
+    }
+    fn version(&self) -> i64 {
+        self.version.to_native()
+    }
+    fn revision_count(&self) -> usize {
+        self.revisions.len()
+    }
+    fn revision(&self, i: usize) -> Rev {
+        let rev = &self.revisions[i];
+        Rev {
+            main: rev.main.to_native(),
+            sub: rev.sub.to_native(),
+        }
+    }
+}
+
+/// [`KeyIndex::check`] on any form of the generations.
+fn check_generations<G: GenerationFields>(generations: &[G]) -> Result<(), &'static str> {
+    let last = generations
+        .len()
+        .checked_sub(1)
+        .ok_or("no generation (key index invariant 1)")?;
+    if last == 0 && generations[0].revision_count() == 0 {
+        return Err("an empty key index is kept in the index (key index invariant 1)");
+    }
+    let mut previous: Option<Rev> = None;
+    for (i, generation) in generations.iter().enumerate() {
+        let count = generation.revision_count();
+        if i != last && count < 2 {
+            return Err(
+                "a closed generation lacks a put or its tombstone (key index invariants 1, 3)",
+            );
+        }
+        for position in 0..count {
+            let revision = generation.revision(position);
+            if revision.main < 0 || revision.sub < 0 {
+                return Err("a negative revision");
+            }
+            if previous.is_some_and(|p| p >= revision) {
+                return Err("revisions do not strictly increase (key index invariant 2)");
+            }
+            previous = Some(revision);
+        }
+        let puts = count - usize::from(i != last);
+        if !usize::try_from(generation.version()).is_ok_and(|v| v >= puts) {
+            return Err("version below the puts held (key index invariant 4)");
+        }
+        if count > 0 && generation.create_revision() > generation.revision(0).main {
+            return Err("created after its first revision held");
+        }
+    }
+    Ok(())
+}
+
+/// [`KeyIndex::get`] on any form of the generations (which passed [`check_generations`]).
+fn get_in<G: GenerationFields>(generations: &[G], at: i64) -> Option<Revision> {
+    let last = generations.len().checked_sub(1)?;
+    for (i, generation) in generations.iter().enumerate().rev() {
+        let count = generation.revision_count();
+        if count == 0 {
+            continue;
+        }
+        let (first, newest) = (generation.revision(0), generation.revision(count - 1));
+        if i != last && newest.main <= at {
+            // The generation ended (tombstone) at or before `at`, and no later generation
+            // had begun by then: the key was absent.
+            return None;
+        }
+        if first.main <= at {
+            return (0..count)
+                .rev()
+                .map(|position| generation.revision(position))
+                .find(|r| r.main <= at)
+                .map(Revision::from);
+        }
+    }
+    None
+}
+
 impl Generation {
     fn empty() -> Self {
         Generation {
@@ -233,28 +341,27 @@ impl KeyIndex {
     /// `None` if the key did not exist then. Exact for every `at` at or above the last
     /// compaction.
     pub(crate) fn get(&self, at: i64) -> Option<Revision> {
-        let last = self.generations.len() - 1;
-        for (i, generation) in self.generations.iter().enumerate().rev() {
-            let (Some(first), Some(newest)) =
-                (generation.revisions.first(), generation.revisions.last())
-            else {
-                continue;
-            };
-            if i != last && newest.main <= at {
-                // The generation ended (tombstone) at or before `at`, and no later generation
-                // had begun by then: the key was absent.
-                return None;
-            }
-            if first.main <= at {
-                return generation
-                    .revisions
-                    .iter()
-                    .rev()
-                    .find(|r| r.main <= at)
-                    .map(|&r| r.into());
-            }
+        get_in(&self.generations, at)
+    }
+
+    /// [`KeyIndex::get`] on the stored bytes of a key index, read in place: validated as
+    /// [`KeyIndex::decode`] validates (rkyv's checks, then invariants 1-4), without decoding
+    /// (the read path of ranges: no allocation per key).
+    pub(crate) fn stored_get(bytes: &[u8], at: i64) -> Result<Option<Revision>, Corruption> {
+        let bad = |error: rancor::Error| Corruption::Value(format!("key index: {error}"));
+        let read = |bytes: &[u8]| {
+            let archived = rkyv::access::<ArchivedKeyIndex, rancor::Error>(bytes).map_err(bad)?;
+            let generations = archived.generations.as_slice();
+            check_generations(generations)
+                .map_err(|reason| Corruption::Value(format!("key index: {reason}")))?;
+            Ok(get_in(generations, at))
+        };
+        if (bytes.as_ptr() as usize).is_multiple_of(8) {
+            return read(bytes);
         }
-        None
+        let mut aligned = AlignedVec::<16>::with_capacity(bytes.len());
+        aligned.extend_from_slice(bytes);
+        read(&aligned)
     }
 
     /// The revision `revision` replaced: the one before it in its generation. `None` if
@@ -370,40 +477,7 @@ impl KeyIndex {
 
     /// Verifies invariants 1-4.
     pub(crate) fn check(&self) -> Result<(), &'static str> {
-        let last = self
-            .generations
-            .len()
-            .checked_sub(1)
-            .ok_or("no generation (key index invariant 1)")?;
-        if last == 0 && self.generations[0].revisions.is_empty() {
-            return Err("an empty key index is kept in the index (key index invariant 1)");
-        }
-        let mut previous: Option<Rev> = None;
-        for (i, generation) in self.generations.iter().enumerate() {
-            if i != last && generation.revisions.len() < 2 {
-                return Err(
-                    "a closed generation lacks a put or its tombstone (key index invariants 1, 3)",
-                );
-            }
-            for revision in &generation.revisions {
-                if revision.main < 0 || revision.sub < 0 {
-                    return Err("a negative revision");
-                }
-                if previous.is_some_and(|p| p >= *revision) {
-                    return Err("revisions do not strictly increase (key index invariant 2)");
-                }
-                previous = Some(*revision);
-            }
-            let puts = generation.revisions.len() - usize::from(i != last);
-            if !usize::try_from(generation.version).is_ok_and(|v| v >= puts) {
-                return Err("version below the puts held (key index invariant 4)");
-            }
-            let first = generation.revisions.first();
-            if first.is_some_and(|first| generation.create_revision > first.main) {
-                return Err("created after its first revision held");
-            }
-        }
-        Ok(())
+        check_generations(&self.generations)
     }
 }
 
@@ -622,11 +696,45 @@ mod tests {
             generations: vec![Generation::empty()],
         };
         assert!(KeyIndex::decode(&broken.encode()).is_err());
+        assert!(KeyIndex::stored_get(&broken.encode(), 5).is_err());
         let encoded = example().encode();
         for i in 0..encoded.len() {
             let mut bad = encoded.to_vec();
             bad[i] ^= 0x5a;
-            let _ = KeyIndex::decode(&bad);
+            // Reading in place accepts exactly what decoding accepts, with the same answers.
+            let decoded = KeyIndex::decode(&bad);
+            for at in 0..8 {
+                let stored = KeyIndex::stored_get(&bad, at);
+                match &decoded {
+                    Ok(index) => assert_eq!(stored, Ok(index.get(at)), "byte {i}"),
+                    Err(_) => assert!(stored.is_err(), "byte {i} at {at}"),
+                }
+            }
+        }
+    }
+
+    // Guards the read path of ranges: the in-place read answers as the decoded index, for
+    // every revision, on indexes of one to several generations, also from unaligned bytes.
+    #[test]
+    fn stored_get_answers_as_get_at_every_revision() {
+        let mut indexes = vec![example(), KeyIndex::with_put(rev(3))];
+        let mut long = KeyIndex::with_put(rev(1));
+        for main in 2..40 {
+            if main % 7 == 0 {
+                long.tombstone(rev(main));
+            } else {
+                long.put(rev(main));
+            }
+        }
+        indexes.push(long);
+        for index in indexes {
+            let encoded = index.encode();
+            let mut unaligned = vec![0u8];
+            unaligned.extend_from_slice(&encoded);
+            for at in 0..45 {
+                assert_eq!(KeyIndex::stored_get(&encoded, at), Ok(index.get(at)));
+                assert_eq!(KeyIndex::stored_get(&unaligned[1..], at), Ok(index.get(at)));
+            }
         }
     }
 }

@@ -1,15 +1,19 @@
 //! `ReadView`: an immutable snapshot of the committed store, for readers on any thread.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::compact::CompactionJob;
 use super::event::Event;
+use super::export::{self, ExportStats};
 use super::key_range::KeyRange;
 use super::range::{RangeOptions, RangeResult};
 use super::state::StoreState;
 use crate::bucket::{self, Bucket};
 use crate::error::{BtreeError, MvccError, Result};
+use crate::io::{PageIo, StdPageIo};
 use crate::pager::{PageSource, ReaderGuard};
 
 /// An immutable snapshot of the store as of one committed version. Cloning is O(1); taking one
@@ -24,6 +28,8 @@ pub struct ReadView {
 struct ViewInner {
     state: StoreState,
     src: Arc<PageSource>,
+    /// The compaction running at this version (its revision and cursor), for an export.
+    compaction: Option<CompactionJob>,
     /// Registers the view's version with the file's reader table.
     _guard: ReaderGuard,
 }
@@ -35,14 +41,24 @@ fn storage_failure(error: BtreeError) -> ! {
 }
 
 impl ReadView {
-    pub(crate) fn new(state: StoreState, src: Arc<PageSource>, guard: ReaderGuard) -> Self {
+    pub(crate) fn new(
+        state: StoreState,
+        src: Arc<PageSource>,
+        guard: ReaderGuard,
+        compaction: Option<CompactionJob>,
+    ) -> Self {
         ReadView {
             inner: Arc::new(ViewInner {
                 state,
                 src,
+                compaction,
                 _guard: guard,
             }),
         }
+    }
+
+    pub(crate) fn compaction(&self) -> Option<&CompactionJob> {
+        self.inner.compaction.as_ref()
     }
 
     pub(crate) fn state(&self) -> &StoreState {
@@ -159,6 +175,41 @@ impl ReadView {
             range,
             limit,
         )
+    }
+}
+
+impl ReadView {
+    /// Writes this view as a complete, self-contained, compact page file at `out`, for a Raft
+    /// snapshot: every MVCC tree and bucket, the revision and compaction point, a compaction
+    /// running at the view (the file's store resumes it), stamped with `applied_index` and
+    /// `metadata` as its checkpoint. [`crate::MvccStore::open`]`(out)` then yields exactly
+    /// this view's state and [`crate::Opened`] with that `applied_index` and metadata (and
+    /// `checkpoint_txn` 1). The file has the source's page size, no free space to speak of
+    /// and no preallocated tail.
+    ///
+    /// Crash safety: the file is built as `<out>.export.tmp`, fsynced, renamed over `out`
+    /// (replacing any file there) and the directory fsynced; a crash leaves either no `out` or
+    /// a complete one. A failed export removes its file (best effort): the temporary one, or
+    /// `out` if the failure came after the rename (a failed directory fsync).
+    ///
+    /// Runs on any thread while the writer goes on applying (the view pins its pages);
+    /// memory stays bounded (about 1024 pages of copied entries plus one tree path per tree), the
+    /// time is linear in the view's size. `out` must not be the source store's own file
+    /// (an `InvalidInput` I/O error).
+    pub fn export(&self, out: &Path, applied_index: u64, metadata: &[u8]) -> Result<ExportStats> {
+        let (dir, name) = super::store::split_file_path(out)?;
+        self.export_with(Arc::new(StdPageIo::new(dir)), name, applied_index, metadata)
+    }
+
+    /// [`ReadView::export`] to file `name` through `io` (a [`crate::MemPageIo`] for tests).
+    pub fn export_with(
+        &self,
+        io: Arc<dyn PageIo>,
+        name: &str,
+        applied_index: u64,
+        metadata: &[u8],
+    ) -> Result<ExportStats> {
+        export::export(self, io, name, applied_index, metadata)
     }
 }
 

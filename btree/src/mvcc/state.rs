@@ -121,9 +121,21 @@ impl StoreState {
         range: &KeyRange,
         mut visit: impl FnMut(&[u8], KeyIndex) -> Result<bool>,
     ) -> Result<()> {
+        self.for_each_stored_index(src, range, |key, value| {
+            visit(key, decode_key_index(src, value)?)
+        })
+    }
+
+    /// Calls `visit(key, stored key index)` in ascending key order for each key in `range`.
+    fn for_each_stored_index<'a>(
+        &'a self,
+        src: &'a PageSource,
+        range: &KeyRange,
+        mut visit: impl FnMut(&[u8], Value<'a>) -> Result<bool>,
+    ) -> Result<()> {
         if let KeyRange::Key(key) = range {
-            if let Some(index) = self.key_index(src, key)? {
-                visit(key, index)?;
+            if let Some(value) = self.tree(TreeId::Index).get(src, key)? {
+                visit(key, value)?;
             }
             return Ok(());
         }
@@ -137,7 +149,7 @@ impl StoreState {
         };
         for entry in self.tree(TreeId::Index).range(src, start, end) {
             let (key, value) = entry?;
-            if !visit(key, decode_key_index(src, value)?)? {
+            if !visit(key, value)? {
                 break;
             }
         }
@@ -161,8 +173,10 @@ impl StoreState {
         };
         let mut kvs = Vec::new();
         let mut count = 0usize;
-        self.for_each_index(src, range, |key, index| {
-            if let Some(revision) = index.get(at) {
+        self.for_each_stored_index(src, range, |key, value| {
+            let found = KeyIndex::stored_get(value.bytes, at)
+                .map_err(|reason| src.corrupt(value.page, reason))?;
+            if let Some(revision) = found {
                 count += 1;
                 if !opts.count_only && kvs.len() < limit {
                     kvs.push(self.key_value(src, revision, key)?);

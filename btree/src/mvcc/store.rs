@@ -21,9 +21,9 @@ use crate::page::PageId;
 use crate::tree::{adopt_written, Freed, Tree};
 
 /// System tree key of the caller's checkpoint metadata.
-const METADATA_KEY: &[u8] = b"checkpoint/metadata";
+pub(super) const METADATA_KEY: &[u8] = b"checkpoint/metadata";
 /// System tree key of a running compaction's cursor (see `compact::Cursor::encode`).
-const COMPACTION_CURSOR_KEY: &[u8] = b"compaction/cursor";
+pub(super) const COMPACTION_CURSOR_KEY: &[u8] = b"compaction/cursor";
 
 /// File name of the page file in memory mode.
 const MEMORY_FILE_NAME: &str = "keel.db";
@@ -61,6 +61,26 @@ pub(crate) fn tree_writer<'a>(
     }
 }
 
+/// The directory and the (UTF-8) file name of `path`; a path without a file name is an
+/// `InvalidInput` I/O error.
+pub(crate) fn split_file_path(path: &Path) -> Result<(&Path, &str)> {
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| BtreeError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a file path with a UTF-8 name",
+            ),
+        })?;
+    Ok((dir, name))
+}
+
 impl MvccStore {
     /// An empty store at revision 1 (as etcd starts) in memory mode: a page file in memory,
     /// checkpoints included. For tests and tools.
@@ -80,21 +100,7 @@ impl MvccStore {
     /// Opens the page file at `path`, creating it if missing. O(1) in the size of the store:
     /// reads the meta pages, the free list and the checkpoint metadata; no tree is scanned.
     pub fn open(path: impl AsRef<Path>, options: &StoreOptions) -> Result<(MvccStore, Opened)> {
-        let path = path.as_ref();
-        let dir = path
-            .parent()
-            .filter(|dir| !dir.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .ok_or_else(|| BtreeError::Io {
-                path: path.to_path_buf(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "not a file path with a UTF-8 name",
-                ),
-            })?;
+        let (dir, name) = split_file_path(path.as_ref())?;
         Self::open_with(Arc::new(StdPageIo::new(dir)), name, options)
     }
 
@@ -254,7 +260,12 @@ impl MvccStore {
             return view.clone();
         }
         let guard = self.db.readers().register(self.seq);
-        let view = ReadView::new(self.state.clone(), Arc::clone(self.db.src()), guard);
+        let view = ReadView::new(
+            self.state.clone(),
+            Arc::clone(self.db.src()),
+            guard,
+            self.compaction.clone(),
+        );
         *current = Some(view.clone());
         view
     }

@@ -24,7 +24,7 @@ use crate::bucket::{self, Bucket};
 use crate::error::{BtreeError, Corruption, MvccError, Result};
 use crate::meta::TreeId;
 use crate::page::PageId;
-use crate::pager::PageSource;
+use crate::pager::{aligned_copy, PageSource};
 use crate::tree::Freed;
 
 /// A write transaction on an [`crate::MvccStore`]; see the module docs.
@@ -148,17 +148,19 @@ impl<'a> WriteTxn<'a> {
         let revision = self.next_revision();
         let src = self.store.db.src().clone();
         let state = &self.store.state;
-        let (index, previous) = match state.key_index(&src, &key)? {
-            Some(index) => {
-                let previous = match index.live() {
-                    Some((live, ..)) => Some(state.key_value(&src, live, &key)?),
-                    None => None,
-                };
-                (Some(index), previous)
+        // The stored bytes serve the undo log as they are (no re-encoding).
+        let (index, old_index) = match state.tree(TreeId::Index).get(&src, &key)? {
+            Some(value) => {
+                let index = KeyIndex::decode(value.bytes)
+                    .map_err(|reason| src.corrupt(value.page, reason))?;
+                (Some(index), Some(aligned_copy(value.bytes)))
             }
             None => (None, None),
         };
-        let old_index = index.as_ref().map(KeyIndex::encode);
+        let previous = match index.as_ref().and_then(KeyIndex::live) {
+            Some((live, ..)) => Some(state.key_value(&src, live, &key)?),
+            None => None,
+        };
         let (index, create_revision, version) = match index {
             Some(mut index) => {
                 newer_than_stored(&src, &index, revision)?;

@@ -122,7 +122,7 @@ impl<'a> Walk<'a, '_> {
                         }
                     }
                     Body::Branch(branch) => {
-                        for item in &branch.keys {
+                        for item in branch.keys.iter() {
                             self.visit_item(item);
                         }
                     }

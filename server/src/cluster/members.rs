@@ -84,12 +84,20 @@ impl Members {
         }
     }
 
-    /// A member published its name and client URLs.
-    pub(crate) fn apply_attributes(&mut self, attributes: &MemberAttributes) {
-        if let Some(member) = self.by_id.get_mut(&attributes.id) {
-            member.name = attributes.name.clone();
-            member.client_urls = attributes.client_urls.clone();
+    /// The registry as the members bucket held it at open.
+    pub(crate) fn restore(members: Vec<Member>, removed: Vec<u64>) -> Self {
+        Members {
+            by_id: members.into_iter().map(|m| (m.id, m)).collect(),
+            removed: removed.into_iter().collect(),
         }
+    }
+
+    /// A member published its name and client URLs; its id if it is a member.
+    pub(crate) fn apply_attributes(&mut self, attributes: &MemberAttributes) -> Option<u64> {
+        let member = self.by_id.get_mut(&attributes.id)?;
+        member.name = attributes.name.clone();
+        member.client_urls = attributes.client_urls.clone();
+        Some(member.id)
     }
 
     /// Cluster.MemberUpdate: new peer URLs.

@@ -69,7 +69,8 @@ use Support::{Acted, EtcdIgnored, NotYet};
 const TLS: Support = NotYet("TLS is not implemented yet; client and peer traffic is plain HTTP/2");
 const PROXY: Support = NotYet("keel has no v2 proxy mode");
 const DISCOVERY: Support = NotYet("discovery bootstrap is not implemented; use --initial-cluster");
-const CLUSTER: Support = NotYet("multi-member clusters are not implemented yet");
+const CLUSTER: Support =
+    NotYet("forcing a new cluster from a member's data is not implemented yet");
 const AUTH: Support = NotYet("auth is not implemented yet");
 
 /// Every flag of etcd 3.4's server, in etcd's help order, plus keel's own
@@ -86,10 +87,10 @@ pub(crate) const FLAGS: &[FlagSpec] = &[
     f("listen-peer-urls", Urls, "http://localhost:2380", "List of URLs to listen on for peer traffic.", Acted),
     f("listen-client-urls", Urls, "http://localhost:2379", "List of URLs to listen on for client traffic.", Acted),
     f("max-snapshots", Uint, "5", "Maximum number of snapshot files to retain (0 is unlimited).", NotYet("keel keeps no snapshot files yet")),
-    f("max-wals", Uint, "5", "Maximum number of wal files to retain (0 is unlimited).", NotYet("WAL segments are kept until checkpoints release them (B+tree page file)")),
-    f("quota-backend-bytes", Int, "0", "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).", NotYet("the space quota arrives with the on-disk B+tree")),
-    f("backend-batch-interval", Duration, "", "BackendBatchInterval is the maximum time before commit the backend transaction.", NotYet("the backend is in memory until the B+tree page file lands")),
-    f("backend-batch-limit", Int, "0", "BackendBatchLimit is the maximum operations before commit the backend transaction.", NotYet("the backend is in memory until the B+tree page file lands")),
+    f("max-wals", Uint, "5", "Maximum number of wal files to retain (0 is unlimited).", NotYet("WAL segments are deleted once a store checkpoint covers them, not by count")),
+    f("quota-backend-bytes", Int, "0", "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).", Acted),
+    f("backend-batch-interval", Duration, "", "BackendBatchInterval is the maximum time before commit the backend transaction.", Acted),
+    f("backend-batch-limit", Int, "0", "BackendBatchLimit is the maximum operations before commit the backend transaction.", Acted),
     f("max-txn-ops", Uint, "128", "Maximum number of operations permitted in a transaction.", Acted),
     f("max-request-bytes", Uint, "1572864", "Maximum client request size in bytes the server will accept.", Acted),
     f("max-concurrent-streams", Uint, "4294967295", "Maximum concurrent streams that each client can open at a time.", Acted),
@@ -109,8 +110,8 @@ pub(crate) const FLAGS: &[FlagSpec] = &[
     f("discovery-srv-name", Text, "", "Suffix to the dns srv name queried when bootstrapping.", DISCOVERY),
     f("strict-reconfig-check", Bool, "true", "Reject reconfiguration requests that would cause quorum loss.", Acted),
     f("pre-vote", Bool, "false", "Enable to run an additional Raft election phase.", Acted),
-    f("auto-compaction-retention", Text, "0", "Auto compaction retention length. 0 means disable auto compaction.", NotYet("auto compaction arrives with online compaction")),
-    f("auto-compaction-mode", Text, "periodic", "Interpret 'auto-compaction-retention' one of: periodic|revision.", NotYet("auto compaction arrives with online compaction")),
+    f("auto-compaction-retention", Text, "0", "Auto compaction retention length. 0 means disable auto compaction.", Acted),
+    f("auto-compaction-mode", Text, "periodic", "Interpret 'auto-compaction-retention' one of: periodic|revision.", Acted),
     f("enable-v2", Bool, "false", "Accept etcd V2 client requests.", NotYet("keel serves only the v3 API")),
     // Security
     f("cert-file", Text, "", "Path to the client server TLS cert file.", TLS),
@@ -154,13 +155,13 @@ pub(crate) const FLAGS: &[FlagSpec] = &[
     f("proxy-write-timeout", Uint, "5000", "Time (in milliseconds) for a write to timeout.", PROXY),
     f("proxy-read-timeout", Uint, "0", "Time (in milliseconds) for a read to timeout.", PROXY),
     // Experimental
-    f("experimental-initial-corrupt-check", Bool, "false", "Enable to check data corruption before serving any client/peer traffic.", NotYet("corruption checks arrive with HashKV")),
-    f("experimental-corrupt-check-time", Duration, "0s", "Duration of time between cluster corruption check passes.", NotYet("corruption checks arrive with HashKV")),
+    f("experimental-initial-corrupt-check", Bool, "false", "Enable to check data corruption before serving any client/peer traffic.", NotYet("the automatic corruption check is not implemented yet; HashKV is served (etcdctl endpoint hashkv)")),
+    f("experimental-corrupt-check-time", Duration, "0s", "Duration of time between cluster corruption check passes.", NotYet("the automatic corruption check is not implemented yet; HashKV is served (etcdctl endpoint hashkv)")),
     f("experimental-enable-v2v3", Text, "", "Serve v2 requests through the v3 backend under a given prefix.", NotYet("keel serves only the v3 API")),
     f("experimental-backend-bbolt-freelist-type", Text, "array", "ExperimentalBackendFreelistType specifies the type of freelist that boltdb backend uses.", NotYet("keel has no bbolt backend")),
     f("experimental-enable-lease-checkpoint", Bool, "false", "Enable leader to send regular checkpoints to other members to prevent reset of remaining TTL on leader change.", NotYet("keel always checkpoints lease TTLs (see --experimental-lease-checkpoint-interval)")),
     f("experimental-enable-lease-checkpoint-persist", Bool, "false", "Enable persisting remainingTTL to prevent indefinite auto-renewal of long lived leases.", NotYet("keel always persists lease checkpoints")),
-    f("experimental-compaction-batch-limit", Int, "1000", "Sets the maximum revisions deleted in each compaction batch.", NotYet("online batched compaction arrives with the B+tree page file")),
+    f("experimental-compaction-batch-limit", Int, "1000", "Sets the maximum revisions deleted in each compaction batch.", NotYet("keel compacts online in fixed steps of 100 index entries between applies")),
     f("experimental-watch-progress-notify-interval", Duration, "10m", "Duration of periodic watch progress notifications.", Acted),
     f("experimental-lease-checkpoint-interval", Duration, "5m", "keel (etcd 3.5's name): how often the leader records each lease's remaining TTL through Raft.", Acted),
     f("experimental-warning-apply-duration", Duration, "100ms", "Time duration after which a warning is generated if request takes more time.", Acted),

@@ -16,7 +16,7 @@ mod parse;
 mod values;
 
 pub use parse::{parse_from, ParseOutcome};
-pub use values::{ClusterState, Config, LogOutput, StorageIo};
+pub use values::{AutoCompaction, ClusterState, Config, LogOutput, StorageIo};
 
 /// A configuration the server cannot start with.
 #[derive(Debug, thiserror::Error)]

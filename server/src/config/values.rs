@@ -21,6 +21,15 @@ pub enum ClusterState {
     Existing,
 }
 
+/// Automatic compaction (`--auto-compaction-mode`/`-retention`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoCompaction {
+    /// Keep about this much history (`--auto-compaction-mode=periodic`).
+    Periodic(Duration),
+    /// Keep this many revisions (`--auto-compaction-mode=revision`).
+    Revision(i64),
+}
+
 /// keel's `--storage-io`: how the WAL reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StorageIo {
@@ -74,6 +83,15 @@ pub struct Config {
     pub initial_cluster_token: String,
     /// `--quota-backend-bytes` (0 = etcd's default quota).
     pub quota_backend_bytes: i64,
+    /// `--backend-batch-interval`: most time between B+tree checkpoints
+    /// (unset or 0 = etcd's 100 ms).
+    pub backend_batch_interval: Duration,
+    /// `--backend-batch-limit`: most applied entries between B+tree
+    /// checkpoints (0 = etcd's 10000).
+    pub backend_batch_limit: u64,
+    /// `--auto-compaction-mode` with `--auto-compaction-retention` (None:
+    /// retention 0, no automatic compaction).
+    pub auto_compaction: Option<AutoCompaction>,
     /// `--max-txn-ops`.
     pub max_txn_ops: u64,
     /// `--max-request-bytes`.
@@ -234,6 +252,12 @@ impl Config {
             initial_cluster_state: cluster_state(&v)?,
             initial_cluster_token: v.text("initial-cluster-token").0,
             quota_backend_bytes: v.i64("quota-backend-bytes")?,
+            backend_batch_interval: backend_batch_interval(&v)?,
+            backend_batch_limit: match v.u64("backend-batch-limit")? {
+                0 => BACKEND_BATCH_LIMIT_DEFAULT,
+                limit => limit,
+            },
+            auto_compaction: auto_compaction(&v)?,
             max_txn_ops: v.u64("max-txn-ops")?,
             max_request_bytes: v.u64("max-request-bytes")?,
             max_concurrent_streams: max_concurrent_streams(&v)?,
@@ -503,6 +527,60 @@ fn check_typed_values(v: &Values<'_>) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// etcd's parseCompactionRetention: a bare non-negative integer is hours
+/// (periodic) or revisions (revision); otherwise a duration (periodic only:
+/// keel refuses a duration in revision mode, where etcd would count its
+/// nanoseconds as revisions).
+fn auto_compaction(v: &Values<'_>) -> Result<Option<AutoCompaction>, ConfigError> {
+    let (mode, _) = v.text("auto-compaction-mode");
+    let (retention, src) = v.text("auto-compaction-retention");
+    let revision_mode = mode == "revision";
+    if let Ok(n) = retention.parse::<i64>() {
+        if n >= 0 {
+            return Ok(match (n, revision_mode) {
+                (0, _) => None,
+                (n, true) => Some(AutoCompaction::Revision(n)),
+                (n, false) => Some(AutoCompaction::Periodic(Duration::from_secs(
+                    n.unsigned_abs().saturating_mul(3600),
+                ))),
+            });
+        }
+    }
+    if revision_mode {
+        return Err(value_error(
+            &src,
+            &retention,
+            "revision mode needs a number of revisions",
+        ));
+    }
+    let period = parse_duration(&retention).map_err(|r| {
+        value_error(
+            &src,
+            &retention,
+            format!("error parsing CompactionRetention: {r}"),
+        )
+    })?;
+    Ok((!period.is_zero()).then_some(AutoCompaction::Periodic(period)))
+}
+
+/// etcd's defaultBatchLimit.
+const BACKEND_BATCH_LIMIT_DEFAULT: u64 = 10_000;
+/// etcd's defaultBatchInterval.
+const BACKEND_BATCH_INTERVAL_DEFAULT: Duration = Duration::from_millis(100);
+
+fn backend_batch_interval(v: &Values<'_>) -> Result<Duration, ConfigError> {
+    let (text, _) = v.text("backend-batch-interval");
+    if text.is_empty() {
+        return Ok(BACKEND_BATCH_INTERVAL_DEFAULT);
+    }
+    let interval = v.duration("backend-batch-interval")?;
+    Ok(if interval.is_zero() {
+        BACKEND_BATCH_INTERVAL_DEFAULT
+    } else {
+        interval
+    })
+}
+
 fn not_acted_warnings(raw: &RawValues) -> Vec<String> {
     let mut warnings = Vec::new();
     for (name, (_, origin)) in raw {
@@ -517,4 +595,67 @@ fn not_acted_warnings(raw: &RawValues) -> Vec<String> {
         }
     }
     warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_from, ParseOutcome};
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let args = args.iter().map(std::ffi::OsString::from);
+        match parse_from(args, std::iter::empty())? {
+            ParseOutcome::Run(config) => Ok(*config),
+            ParseOutcome::Print(text) => panic!("printed {text}"),
+        }
+    }
+
+    #[test]
+    fn auto_compaction_retention_is_read_as_etcd_reads_it() {
+        assert_eq!(parse(&[]).expect("defaults").auto_compaction, None);
+        let hours = parse(&["--auto-compaction-retention=2"]).expect("hours");
+        assert_eq!(
+            hours.auto_compaction,
+            Some(AutoCompaction::Periodic(Duration::from_secs(7200)))
+        );
+        let minutes = parse(&["--auto-compaction-retention=30m"]).expect("duration");
+        assert_eq!(
+            minutes.auto_compaction,
+            Some(AutoCompaction::Periodic(Duration::from_secs(1800)))
+        );
+        let revisions = parse(&[
+            "--auto-compaction-mode=revision",
+            "--auto-compaction-retention=1000",
+        ])
+        .expect("revisions");
+        assert_eq!(
+            revisions.auto_compaction,
+            Some(AutoCompaction::Revision(1000))
+        );
+        let off = parse(&[
+            "--auto-compaction-mode=revision",
+            "--auto-compaction-retention=0",
+        ])
+        .expect("off");
+        assert_eq!(off.auto_compaction, None);
+        let error = parse(&[
+            "--auto-compaction-mode=revision",
+            "--auto-compaction-retention=1h",
+        ])
+        .expect_err("a duration in revision mode");
+        assert!(error.to_string().contains("number of revisions"), "{error}");
+        let error = parse(&["--auto-compaction-retention=soon"]).expect_err("garbage");
+        assert!(error.to_string().contains("CompactionRetention"), "{error}");
+    }
+
+    #[test]
+    fn backend_batch_flags_default_as_etcd() {
+        let config = parse(&[]).expect("defaults");
+        assert_eq!(config.backend_batch_limit, 10_000);
+        assert_eq!(config.backend_batch_interval, Duration::from_millis(100));
+        let config =
+            parse(&["--backend-batch-limit=7", "--backend-batch-interval=2s"]).expect("given");
+        assert_eq!(config.backend_batch_limit, 7);
+        assert_eq!(config.backend_batch_interval, Duration::from_secs(2));
+    }
 }

@@ -86,6 +86,25 @@ impl Lessor {
         self.leases.keys().copied().collect()
     }
 
+    /// A lease read back from the lease bucket at open.
+    pub(crate) fn restore(
+        &mut self,
+        id: i64,
+        ttl_secs: i64,
+        remaining_ttl_secs: i64,
+        keys: Vec<Bytes>,
+    ) {
+        let keys = keys.into_iter().collect();
+        self.leases.insert(
+            id,
+            Lease {
+                ttl_secs,
+                remaining_ttl_secs,
+                keys,
+            },
+        );
+    }
+
     // ---- applied state (called only while applying entries) ----
 
     /// Applies a grant; returns the granted TTL (raised to the minimum).

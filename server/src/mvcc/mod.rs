@@ -15,25 +15,31 @@ pub(crate) use txn::{apply_txn, read_only_txn};
 pub(crate) use write::{delete_range, put, Writer};
 
 use bytes::Bytes;
-use keel_btree::{KeyRange, MvccError, RangeOptions, RangeResult};
+use keel_btree::{BtreeError, KeyRange, RangeOptions, RangeResult};
+
+use crate::api::errors::ApiError;
 
 use crate::proto::mvccpb;
 
 /// Something a Range can read: a committed [`keel_btree::ReadView`] or a
 /// [`keel_btree::WriteTxn`] that sees its own writes.
 pub(crate) trait ReadSource {
-    fn read(&self, range: &KeyRange, opts: &RangeOptions) -> Result<RangeResult, MvccError>;
+    /// MVCC refusals come back as etcd's errors; a storage failure as
+    /// [`ApiError::Internal`] (fatal when applying).
+    fn read(&self, range: &KeyRange, opts: &RangeOptions) -> Result<RangeResult, ApiError>;
 }
 
-impl ReadSource for keel_btree::ReadView {
-    fn read(&self, range: &KeyRange, opts: &RangeOptions) -> Result<RangeResult, MvccError> {
-        self.range(range, opts)
+/// keel-btree's error -> the client's: MVCC refusals keep etcd's meaning.
+pub(crate) fn storage_error(error: BtreeError) -> ApiError {
+    match error {
+        BtreeError::Mvcc(e) => ApiError::from(e),
+        other => ApiError::Internal(format!("storage: {other}")),
     }
 }
 
-impl ReadSource for keel_btree::WriteTxn<'_> {
-    fn read(&self, range: &KeyRange, opts: &RangeOptions) -> Result<RangeResult, MvccError> {
-        self.range(range, opts)
+impl ReadSource for keel_btree::ReadView {
+    fn read(&self, range: &KeyRange, opts: &RangeOptions) -> Result<RangeResult, ApiError> {
+        self.try_range(range, opts).map_err(storage_error)
     }
 }
 

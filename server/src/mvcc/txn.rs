@@ -125,6 +125,8 @@ fn compares_hold(source: &impl ReadSource, compares: &[Compare]) -> Result<bool,
 fn compare_holds(source: &impl ReadSource, c: &Compare) -> Result<bool, ApiError> {
     let found = match source.read(&key_range(&c.key, &c.range_end), &RangeOptions::default()) {
         Ok(found) => found,
+        // A storage failure is not an answer: it must stop the apply.
+        Err(e @ ApiError::Internal(_)) => return Err(e),
         // etcd: a compare whose range fails to read is false.
         Err(_) => return Ok(false),
     };
@@ -257,7 +259,7 @@ fn apply_branch(
                 Some(Response::ResponsePut(put(writer, p, lease_exists)?))
             }
             Some(Request::RequestDeleteRange(d)) => {
-                Some(Response::ResponseDeleteRange(delete_range(writer, d)))
+                Some(Response::ResponseDeleteRange(delete_range(writer, d)?))
             }
             Some(Request::RequestTxn(nested)) => Some(Response::ResponseTxn(apply_branch(
                 writer,

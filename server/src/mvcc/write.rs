@@ -1,9 +1,10 @@
 //! Put and DeleteRange inside one store write transaction, with etcd's rules
 //! for prev_kv, ignore_value, ignore_lease and the header revision.
 
-use keel_btree::{KeyRange, MvccError, RangeOptions, RangeResult, WriteTxn};
+use bytes::Bytes;
+use keel_btree::{KeyRange, RangeOptions, RangeResult, WriteTxn};
 
-use super::{key_range, to_pb, ReadSource};
+use super::{key_range, storage_error, to_pb, ReadSource};
 use crate::api::errors::ApiError;
 use crate::proto::etcdserverpb::{
     DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, ResponseHeader,
@@ -19,8 +20,8 @@ pub(crate) struct Writer<'a> {
     begin_revision: i64,
     changed: bool,
     /// Keys whose lease changed: (key, old lease, new lease), 0 = none. The
-    /// applier hands them to the lessor once the transaction commits.
-    pub(crate) lease_moves: Vec<(bytes::Bytes, i64, i64)>,
+    /// applier records them in the lease bucket and the lessor.
+    pub(crate) lease_moves: Vec<(Bytes, i64, i64)>,
 }
 
 impl<'a> Writer<'a> {
@@ -44,8 +45,8 @@ impl<'a> Writer<'a> {
 }
 
 impl ReadSource for Writer<'_> {
-    fn read(&self, range: &KeyRange, opts: &RangeOptions) -> Result<RangeResult, MvccError> {
-        self.txn.range(range, opts)
+    fn read(&self, range: &KeyRange, opts: &RangeOptions) -> Result<RangeResult, ApiError> {
+        self.txn.try_range(range, opts).map_err(storage_error)
     }
 }
 
@@ -76,7 +77,10 @@ pub(crate) fn put(
             lease = prev.lease;
         }
     }
-    let replaced = writer.txn.put(req.key.clone(), value, lease);
+    let replaced = writer
+        .txn
+        .try_put(req.key.clone(), value, lease)
+        .map_err(storage_error)?;
     let old_lease = replaced.map_or(0, |kv| kv.lease);
     if old_lease != lease {
         writer.lease_moves.push((req.key.clone(), old_lease, lease));
@@ -91,18 +95,22 @@ pub(crate) fn put(
     })
 }
 
-/// etcd's applierV3backend.DeleteRange.
+/// etcd's applierV3backend.DeleteRange. Deleted keys leave their leases.
 pub(crate) fn delete_range(
     writer: &mut Writer<'_>,
     req: &DeleteRangeRequest,
-) -> DeleteRangeResponse {
+) -> Result<DeleteRangeResponse, ApiError> {
     let deleted = writer
         .txn
-        .delete_range(&key_range(&req.key, &req.range_end));
+        .try_delete_range(&key_range(&req.key, &req.range_end))
+        .map_err(storage_error)?;
     if !deleted.is_empty() {
         writer.changed = true;
     }
-    DeleteRangeResponse {
+    for kv in deleted.iter().filter(|kv| kv.lease != 0) {
+        writer.lease_moves.push((kv.key.clone(), kv.lease, 0));
+    }
+    Ok(DeleteRangeResponse {
         header: Some(ResponseHeader {
             revision: writer.revision(),
             ..Default::default()
@@ -113,5 +121,5 @@ pub(crate) fn delete_range(
         } else {
             Vec::new()
         },
-    }
+    })
 }

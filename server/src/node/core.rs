@@ -1,12 +1,16 @@
 //! The core turn: one thread, one Raft member, one writer.
 //!
 //! Each turn (an endless loop until shutdown):
-//! 1. wait for a request or the next tick, then drain the inbox (bounded);
+//! 1. wait for a request or the next tick (not at all while compaction or
+//!    defragmentation runs), then drain the inbox (bounded);
 //! 2. hand proposals to Raft, start one read-index round for the new reads;
-//! 3. for every Ready: persist entries + hard state in the WAL (one write,
-//!    one fdatasync), append them to Raft's log storage, report them
-//!    persisted, apply committed entries, publish the new read view, then
-//!    answer the waiting clients.
+//! 3. for every Ready: send the messages that may go before persisting,
+//!    persist entries + hard state in the WAL (one write, one fdatasync),
+//!    append them to Raft's log storage, report them persisted, send the
+//!    rest, apply committed entries, publish the new read view, then answer
+//!    the waiting clients;
+//! 4. storage work: one compaction and one defragmentation step, a
+//!    checkpoint when due, the space quota, WAL release behind checkpoints.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +19,8 @@ use bytes::Bytes;
 use keel_raft::{Entry, EntryKind, LogIndex, LogStorage, MemStorage, NodeId, RawNode, Ready};
 use prost::Message;
 
+use super::core_cluster::ClusterState;
+use super::core_storage::StorageState;
 use super::log::{to_wal_entry, to_wal_state, WalBackend};
 use super::proposals::Proposals;
 use super::reads::ReadIndexBatches;
@@ -25,8 +31,6 @@ use crate::proto::keelpb::internal_request::Request;
 use crate::proto::keelpb::{InternalRequest, RequestHeader};
 use crate::transport::Transport;
 use crate::watch::{EventBatch, WatchHubHandle};
-
-use super::core_cluster::ClusterState;
 
 /// Most requests taken from the inbox in one turn (bounds one Raft batch).
 const TURN_REQUESTS_MAX: usize = super::INBOX_CAPACITY;
@@ -60,6 +64,10 @@ pub(crate) enum CoreError {
     Storage(#[from] keel_raft::StorageError),
     #[error("the member has been permanently removed from the cluster")]
     Removed,
+    #[error("the B+tree store failed; refusing to continue: {0}")]
+    Btree(#[from] keel_btree::BtreeError),
+    #[error("installing the store snapshot at index {index} failed: {reason}")]
+    Snapshot { index: u64, reason: String },
 }
 
 /// Numbers the core needs from the configuration.
@@ -93,6 +101,7 @@ pub(crate) struct Core {
     pub(crate) campaigned: bool,
     pub(crate) transport: Transport,
     pub(crate) cluster: ClusterState,
+    pub(crate) storage: StorageState,
     /// This member was removed from the cluster: the core stops.
     pub(crate) removed: bool,
     /// The newest hard state not yet written to the WAL (commit-only changes
@@ -107,53 +116,16 @@ enum Wake {
 }
 
 impl Core {
-    /// Runs turns until every handle is dropped or storage fails.
+    /// Runs turns until shutdown, removal or a storage failure.
     pub(crate) async fn run(mut self) -> Result<(), CoreError> {
         let mut next_tick = Instant::now() + self.settings.tick_interval;
         let result = loop {
             // Endless by design: the core turn.
-            if !self.raw.has_ready() {
-                match self.wait(next_tick).await {
-                    Wake::Request(CoreRequest::Shutdown) => break Ok(()),
-                    Wake::Request(request) => self.accept(request),
-                    Wake::Tick => {}
-                    Wake::Shutdown => break Ok(()),
-                }
+            match self.turn(&mut next_tick).await {
+                Ok(true) => {}
+                Ok(false) => break Ok(()),
+                Err(e) => break Err(e),
             }
-            let mut shutdown = false;
-            for request in self
-                .inbox
-                .try_iter()
-                .take(TURN_REQUESTS_MAX)
-                .collect::<Vec<_>>()
-            {
-                match request {
-                    CoreRequest::Shutdown => shutdown = true,
-                    request => self.accept(request),
-                }
-            }
-            if shutdown {
-                break Ok(());
-            }
-            let now = Instant::now();
-            if now >= next_tick {
-                self.raw.tick();
-                self.tick_leases();
-                self.tick_cluster(now);
-                self.proposals.expire(now);
-                self.reads.expire(now);
-                next_tick = now + self.settings.tick_interval;
-            }
-            self.propose_parked();
-            self.propose_parked_conf_changes();
-            self.start_read_round();
-            if let Err(e) = self.drain_readies().await {
-                break Err(e);
-            }
-            if self.removed {
-                break Err(CoreError::Removed);
-            }
-            self.maybe_campaign();
         };
         self.stop(&result);
         let Core {
@@ -174,8 +146,65 @@ impl Core {
         result
     }
 
+    /// One turn; `Ok(false)` = shut down.
+    async fn turn(&mut self, next_tick: &mut Instant) -> Result<bool, CoreError> {
+        if !self.raw.has_ready() {
+            match self.wait(*next_tick).await {
+                Wake::Request(CoreRequest::Shutdown) | Wake::Shutdown => return Ok(false),
+                Wake::Request(request) => self.accept(request)?,
+                Wake::Tick => {}
+            }
+        }
+        for request in self
+            .inbox
+            .try_iter()
+            .take(TURN_REQUESTS_MAX)
+            .collect::<Vec<_>>()
+        {
+            match request {
+                CoreRequest::Shutdown => return Ok(false),
+                request => self.accept(request)?,
+            }
+        }
+        let now = Instant::now();
+        if now >= *next_tick {
+            self.raw.tick();
+            self.tick_leases();
+            self.tick_cluster(now);
+            self.proposals.expire(now);
+            self.reads.expire(now);
+            *next_tick = now + self.settings.tick_interval;
+        }
+        self.propose_parked();
+        self.propose_parked_conf_changes();
+        self.start_read_round();
+        self.drain_readies().await?;
+        self.storage_turn().await?;
+        if self.removed {
+            return Err(CoreError::Removed);
+        }
+        self.maybe_campaign();
+        Ok(true)
+    }
+
+    /// Checkpoint, compaction and defragmentation work of one turn.
+    async fn storage_turn(&mut self) -> Result<(), CoreError> {
+        self.step_background()?;
+        self.maybe_checkpoint()?;
+        self.check_space();
+        if let Some(before) = self.storage.release_wal_before.take() {
+            self.wal.release_before(before).await?;
+        }
+        Ok(())
+    }
+
     async fn wait(&mut self, next_tick: Instant) -> Wake {
-        let timeout = next_tick.saturating_duration_since(Instant::now());
+        // Compaction or defragmentation under way: only look for requests.
+        let timeout = if self.has_background_work() {
+            Duration::ZERO
+        } else {
+            next_tick.saturating_duration_since(Instant::now())
+        };
         let receive = self.inbox.recv_async();
         let sleep = self.settings.timer.sleep(timeout);
         futures::pin_mut!(receive, sleep);
@@ -186,7 +215,7 @@ impl Core {
         }
     }
 
-    fn accept(&mut self, request: CoreRequest) {
+    fn accept(&mut self, request: CoreRequest) -> Result<(), CoreError> {
         let deadline = Instant::now() + self.settings.request_timeout;
         match request {
             CoreRequest::Propose { id, data, reply } => {
@@ -211,8 +240,6 @@ impl Core {
             CoreRequest::Step { messages } => self.step(messages),
             CoreRequest::Unreachable { id } => self.raw.report_unreachable(NodeId(id)),
             CoreRequest::RemovedFromCluster => self.removed_from_cluster(),
-            // Handled by the turn loop before accept() is called.
-            CoreRequest::Shutdown => {}
             CoreRequest::ProposeConfChange { id, change, reply } => {
                 self.propose_conf_change(id, change, reply, deadline)
             }
@@ -222,12 +249,32 @@ impl Core {
             CoreRequest::RaftStatus { reply } => {
                 let _ = reply.send(self.raw.status());
             }
+            CoreRequest::CheckpointDone {
+                generation,
+                job,
+                result,
+            } => self.checkpoint_done(generation, *job, result)?,
+            CoreRequest::SnapshotReceived { message, path } => {
+                self.snapshot_received(*message, path)
+            }
+            CoreRequest::SnapshotSent { to, ok } => {
+                let status = if ok {
+                    keel_raft::SnapshotStatus::Finish
+                } else {
+                    keel_raft::SnapshotStatus::Failure
+                };
+                self.raw.report_snapshot(NodeId(to), status);
+            }
+            CoreRequest::Defragment { reply } => self.defragment(reply),
+            // The turn loop stops on it before accept() sees it.
+            CoreRequest::Shutdown => {}
         }
+        Ok(())
     }
 
     /// Proposes a request nobody waits for (lease revokes and checkpoints,
-    /// member attributes). If there is no leader it is dropped: the caller
-    /// proposes again on a later tick.
+    /// member attributes, alarms). If there is no leader it is dropped: the
+    /// caller proposes again on a later tick.
     pub(super) fn propose_internal(&mut self, request: Request) {
         let data = InternalRequest {
             header: Some(RequestHeader {
@@ -294,26 +341,23 @@ impl Core {
         Ok(())
     }
 
-    async fn handle_ready(&mut self, ready: Ready) -> Result<(), CoreError> {
+    async fn handle_ready(&mut self, mut ready: Ready) -> Result<(), CoreError> {
         if let Some(soft) = &ready.soft_state {
-            let leader = soft.leader_id.map_or(0, |l| l.0);
-            let me = self.settings.member_id;
-            if leader == me && self.leader_id != me {
-                // etcd extends leases by the election timeout on promotion.
-                let extend = self.settings.tick_interval * self.settings.election_ticks;
-                self.applier.lessor_mut().promote(Instant::now(), extend);
-            } else if leader != me && self.leader_id == me {
-                self.applier.lessor_mut().demote();
-            }
-            if leader != self.leader_id {
-                tracing::info!(leader = format!("{leader:x}"), role = ?soft.role, "raft leader changed");
-            }
-            self.leader_id = leader;
-            self.on_leader_known();
+            self.on_soft_state(soft.leader_id.map_or(0, |l| l.0), soft.role);
+        }
+        // Snapshot messages carry a store export, sent on their own stream.
+        let (snapshots, messages): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.messages)
+            .into_iter()
+            .partition(|m| m.kind == keel_raft::MessageKind::Snapshot);
+        if !snapshots.is_empty() {
+            self.send_snapshots(snapshots);
         }
         // A leader may send before its own fsync; it counts itself in the
         // quorum only once this Ready is persisted (on_persisted below).
-        self.transport.send(&ready.messages);
+        self.transport.send(&messages);
+        if let Some(snapshot) = &ready.snapshot {
+            self.install_snapshot(snapshot).await?;
+        }
         if let Some(hard_state) = &ready.hard_state {
             self.unsaved_state = Some(*hard_state);
         }
@@ -344,7 +388,7 @@ impl Core {
             }
         }
         if !ready.committed_entries.is_empty() {
-            self.apply(ready.committed_entries);
+            self.apply(ready.committed_entries)?;
         }
         self.reads.release(self.applied_index);
         let status = self.raw.status();
@@ -353,14 +397,32 @@ impl Core {
         Ok(())
     }
 
-    fn apply(&mut self, entries: Vec<Entry>) {
+    /// Leadership changed: the lease clock moves with it.
+    fn on_soft_state(&mut self, leader: u64, role: keel_raft::Role) {
+        let me = self.settings.member_id;
+        if leader == me && self.leader_id != me {
+            // etcd extends leases by the election timeout on promotion.
+            let extend = self.settings.tick_interval * self.settings.election_ticks;
+            self.applier.lessor_mut().promote(Instant::now(), extend);
+        } else if leader != me && self.leader_id == me {
+            self.applier.lessor_mut().demote();
+        }
+        if leader != self.leader_id {
+            tracing::info!(leader = format!("{leader:x}"), ?role, "raft leader changed");
+        }
+        self.leader_id = leader;
+        self.on_leader_known();
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), CoreError> {
+        self.note_applied(entries.len() as u64);
         let mut answers: Vec<(u64, ApplyResult)> = Vec::new();
         let mut last = self.applied_index;
         let revision_before = self.applier.revision();
         for entry in &entries {
             match entry.kind {
-                EntryKind::Normal => self.apply_normal(entry, &mut answers),
-                EntryKind::ConfChange => self.apply_conf_change(entry, &mut answers),
+                EntryKind::Normal => self.apply_normal(entry, &mut answers)?,
+                EntryKind::ConfChange => self.apply_conf_change(entry, &mut answers)?,
             }
             last = entry.index.0;
         }
@@ -384,43 +446,64 @@ impl Core {
         }
         self.raw.advance_apply_to(LogIndex(last));
         self.compact_raft_log();
+        Ok(())
     }
 
-    fn apply_normal(&mut self, entry: &Entry, answers: &mut Vec<(u64, ApplyResult)>) {
+    fn apply_normal(
+        &mut self,
+        entry: &Entry,
+        answers: &mut Vec<(u64, ApplyResult)>,
+    ) -> Result<(), CoreError> {
         if entry.data.is_empty() {
-            return; // a new leader's empty entry
+            return Ok(()); // a new leader's empty entry
         }
         let request = match InternalRequest::decode(entry.data.clone()) {
             Ok(request) => request,
             Err(e) => {
                 // Same bytes on every member, so every member skips it alike.
                 tracing::error!(index = entry.index.0, error = %e, "undecodable raft entry skipped");
-                return;
+                return Ok(());
             }
         };
-        let Some(body) = &request.request else { return };
-        let result = self.applier.apply(body);
+        let Some(body) = &request.request else {
+            return Ok(());
+        };
+        let result = self.applier.apply(body)?;
         if let Some(header) = request.header {
             if header.proposer == self.settings.member_id && header.id != 0 {
-                answers.push((header.id, result));
+                match body {
+                    // etcd answers a physical compaction once it finished.
+                    Request::Compaction(c) if c.physical && result.is_ok() => {
+                        self.hold_until_compacted(header.id, result)
+                    }
+                    _ => answers.push((header.id, result)),
+                }
             }
         }
+        Ok(())
     }
 
     /// Keeps Raft's in-memory log bounded: every --snapshot-count applied
     /// entries, drop all but the last CATCH_UP_ENTRIES (they stay in the WAL).
     fn compact_raft_log(&mut self) {
-        // A lagging or new member needs the log or a snapshot; until members
-        // can be sent a store snapshot, a multi-member log is kept whole.
-        if self.voters.len() + self.learners.len() > 1 {
-            return;
-        }
+        // A member that needs released entries is sent a store snapshot
+        // (send_snapshots): Raft's log snapshot only marks where the log
+        // starts, the data is exported when it is sent.
+        let conf_state = keel_raft::ConfState {
+            voters: self.voters.clone(),
+            learners: self.learners.clone(),
+        };
+        let applied = self.applied_index;
         let storage = self.raw.storage_mut();
         let Ok(first) = storage.first_index() else {
             return;
         };
-        let keep_from = self.applied_index.saturating_sub(CATCH_UP_ENTRIES);
+        let keep_from = applied.saturating_sub(CATCH_UP_ENTRIES);
         if keep_from > first.0 && keep_from - first.0 >= self.settings.snapshot_count {
+            if let Err(e) = storage.create_snapshot(LogIndex(applied), conf_state, Bytes::new()) {
+                tracing::warn!(error = %e, "raft log snapshot failed");
+                return;
+            }
             if let Err(e) = storage.compact(LogIndex(keep_from)) {
                 tracing::warn!(error = %e, "raft log compaction failed");
             }
@@ -429,16 +512,14 @@ impl Core {
 
     fn stop(&mut self, result: &Result<(), CoreError>) {
         self.shared.mark_stopped();
-        let error = match result {
-            Ok(()) => ApiError::Stopped,
-            Err(e) => {
-                tracing::error!(error = %e, "core stopped");
-                ApiError::Stopped
-            }
-        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "core stopped");
+        }
+        let error = ApiError::Stopped;
         self.proposals.fail_all(&error);
         self.reads.fail_all(&error);
         self.fail_cluster_requests(&error);
+        self.fail_storage_requests(&error);
         self.transport.shutdown();
     }
 }

@@ -207,12 +207,12 @@ impl Core {
         &mut self,
         entry: &Entry,
         answers: &mut Vec<(u64, ApplyResult)>,
-    ) {
+    ) -> Result<(), super::core::CoreError> {
         let change = match ConfChange::decode(&entry.data) {
             Ok(change) => change,
             Err(e) => {
                 tracing::error!(index = entry.index.0, error = %e, "undecodable conf change skipped");
-                return;
+                return Ok(());
             }
         };
         match self.raw.apply_conf_change(&change) {
@@ -224,7 +224,7 @@ impl Core {
                 tracing::error!(index = entry.index.0, error = %e, "conf change rejected by raft")
             }
         }
-        let outcome = self.applier.members_mut().apply_conf_change(&change);
+        let outcome = self.applier.apply_member_change(&change)?;
         tracing::info!(?outcome, voters = ?self.voters, learners = ?self.learners, "membership changed");
         if outcome == MemberChange::Removed(self.settings.member_id) {
             tracing::warn!("this member was removed from the cluster; stopping");
@@ -238,6 +238,13 @@ impl Core {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Publishes the registry and relinks peers whatever was published.
+    pub(super) fn force_publish_members(&mut self) {
+        self.cluster.published_members_version = u64::MAX;
+        self.publish_members_if_changed();
     }
 
     /// Publishes the registry and relinks peers when it changed.

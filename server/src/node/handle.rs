@@ -102,6 +102,21 @@ impl NodeHandle {
             .map_err(|_| ApiError::Stopped)
     }
 
+    /// Hands a received store snapshot to the core.
+    pub(crate) async fn snapshot_received(
+        &self,
+        message: keel_raft::Message,
+        path: std::path::PathBuf,
+    ) -> Result<(), ApiError> {
+        self.inbox
+            .send_async(CoreRequest::SnapshotReceived {
+                message: Box::new(message),
+                path,
+            })
+            .await
+            .map_err(|_| ApiError::Stopped)
+    }
+
     /// A fresh proposal id (for conf changes, whose context carries it).
     pub(crate) fn new_request_id(&self) -> u64 {
         self.ids.next()
@@ -132,6 +147,21 @@ impl NodeHandle {
 
     pub(crate) fn is_leader(&self) -> bool {
         self.shared.raft().leader_id == self.shared.member_id
+    }
+
+    /// Maintenance.Defragment: returns once the compact file replaced the old
+    /// one. No server-side deadline: a large store takes as long as it takes
+    /// (reads and writes go on meanwhile); the client's deadline applies.
+    pub(crate) async fn defragment(&self) -> Result<(), ApiError> {
+        if self.shared.is_stopped() {
+            return Err(ApiError::Stopped);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.inbox
+            .send_async(CoreRequest::Defragment { reply })
+            .await
+            .map_err(|_| ApiError::Stopped)?;
+        answer.await.map_err(|_| ApiError::Stopped)?
     }
 
     /// Every lease id.

@@ -29,6 +29,7 @@ impl WalBackend {
         io: StorageIo,
         dir: &Path,
         no_fsync: bool,
+        replay_from: u64,
     ) -> Result<(Self, Recovered), WalError> {
         let options = WalOptions {
             sync_mode: if no_fsync {
@@ -40,11 +41,11 @@ impl WalBackend {
         };
         match io {
             StorageIo::Glommio => {
-                let (wal, recovered) = Wal::open(GlommioDisk, dir, options, 0).await?;
+                let (wal, recovered) = Wal::open(GlommioDisk, dir, options, replay_from).await?;
                 Ok((WalBackend::Glommio(Box::new(wal)), recovered))
             }
             StorageIo::Std => {
-                let (wal, recovered) = Wal::open(StdDisk, dir, options, 0).await?;
+                let (wal, recovered) = Wal::open(StdDisk, dir, options, replay_from).await?;
                 Ok((WalBackend::Std(Box::new(wal)), recovered))
             }
         }
@@ -59,6 +60,27 @@ impl WalBackend {
         match self {
             WalBackend::Glommio(wal) => wal.append(entries, state).await,
             WalBackend::Std(wal) => wal.append(entries, state).await,
+        }
+    }
+
+    /// Durably records that the log continues after a snapshot at `index`.
+    pub(crate) async fn save_snapshot_marker(
+        &mut self,
+        index: u64,
+        term: u64,
+    ) -> Result<(), WalError> {
+        let marker = keel_wal::SnapshotMarker { index, term };
+        match self {
+            WalBackend::Glommio(wal) => wal.save_snapshot_marker(marker).await,
+            WalBackend::Std(wal) => wal.save_snapshot_marker(marker).await,
+        }
+    }
+
+    /// Deletes whole segments whose entries are all below `index`.
+    pub(crate) async fn release_before(&mut self, index: u64) -> Result<(), WalError> {
+        match self {
+            WalBackend::Glommio(wal) => wal.release_before(index).await,
+            WalBackend::Std(wal) => wal.release_before(index).await,
         }
     }
 

@@ -16,6 +16,7 @@
 mod core;
 mod core_cluster;
 mod core_leases;
+mod core_storage;
 mod handle;
 mod ids;
 mod log;
@@ -47,6 +48,8 @@ pub(crate) enum ApplyOutput {
     LeaseCheckpoint,
     /// A membership change: every member after it.
     Members(Vec<crate::proto::keelpb::Member>),
+    /// An alarm change: the alarms after it.
+    Alarm(crate::proto::etcdserverpb::AlarmResponse),
 }
 
 /// The answer a proposing client waits for.
@@ -87,6 +90,25 @@ pub(crate) enum CoreRequest {
     /// Stop the core (the member is shutting down). The transport holds an
     /// inbox sender, so the inbox never disconnects while the core lives.
     Shutdown,
+    /// The checkpoint thread wrote a checkpoint (or failed to).
+    CheckpointDone {
+        /// Which store the job belongs to (a snapshot install replaces it).
+        generation: u64,
+        job: Box<keel_btree::CheckpointJob>,
+        result: Result<keel_btree::CheckpointStats, keel_btree::BtreeError>,
+    },
+    /// A store snapshot from the leader, received into `path`: step its
+    /// Raft message; the file is swapped in when Raft installs it.
+    SnapshotReceived {
+        message: Box<keel_raft::Message>,
+        path: std::path::PathBuf,
+    },
+    /// The transport finished sending a store snapshot to `to`.
+    SnapshotSent { to: u64, ok: bool },
+    /// Maintenance.Defragment: answer once the compact file is swapped in.
+    Defragment {
+        reply: tokio::sync::oneshot::Sender<Result<(), ApiError>>,
+    },
     /// A membership change; `id` is also in the change's context.
     ProposeConfChange {
         id: u64,

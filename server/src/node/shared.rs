@@ -27,6 +27,18 @@ pub(crate) struct Shared {
     leader_id: AtomicU64,
     commit_index: AtomicU64,
     stopped: AtomicBool,
+    storage: ArcSwap<StorageStatus>,
+}
+
+/// The store's sizes and the cluster's alarms, for Status and Alarm.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StorageStatus {
+    /// The page file's size on disk.
+    pub(crate) size_bytes: u64,
+    /// The bytes of it live data occupies.
+    pub(crate) in_use_bytes: u64,
+    /// Active alarms.
+    pub(crate) alarms: Vec<crate::proto::etcdserverpb::AlarmMember>,
 }
 
 /// Raft numbers for Status and response headers.
@@ -50,6 +62,7 @@ impl Shared {
             leader_id: AtomicU64::new(0),
             commit_index: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
+            storage: ArcSwap::from_pointee(StorageStatus::default()),
         })
     }
 
@@ -97,6 +110,31 @@ impl Shared {
             commit_index: self.commit_index.load(Ordering::Acquire),
             applied_index: self.published().applied_index,
         }
+    }
+
+    pub(crate) fn set_storage(
+        &self,
+        size_bytes: u64,
+        in_use_bytes: u64,
+        alarms: Vec<crate::proto::etcdserverpb::AlarmMember>,
+    ) {
+        let current = self.storage.load();
+        if current.size_bytes == size_bytes
+            && current.in_use_bytes == in_use_bytes
+            && current.alarms == alarms
+        {
+            return;
+        }
+        self.storage.store(Arc::new(StorageStatus {
+            size_bytes,
+            in_use_bytes,
+            alarms,
+        }));
+    }
+
+    /// Sizes and alarms as last published by the core.
+    pub(crate) fn storage(&self) -> Arc<StorageStatus> {
+        self.storage.load_full()
     }
 
     pub(crate) fn mark_stopped(&self) {

@@ -7,15 +7,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use keel_raft::{ConfChange, ConfChangeKind, Config as RaftConfig, MemStorage, NodeId, RawNode};
+use keel_btree::{MvccStore, StoreOptions};
+use keel_raft::{
+    ConfChange, ConfChangeKind, ConfState, Config as RaftConfig, LogIndex, MemStorage, NodeId,
+    RawNode, Snapshot, SnapshotMeta, Term,
+};
+use prost::Message;
 
 use super::core::{Core, CoreError, CoreSettings, CoreTimer};
+use super::core_storage::{ApplierSettings, StorageState, QUOTA_BYTES_DEFAULT};
 use super::log::{from_wal_entry, from_wal_state, WalBackend};
 use super::{NodeHandle, Published, Shared, INBOX_CAPACITY};
 use crate::apply::Applier;
 use crate::cluster::{self, Identity};
 use crate::config::{ClusterState, Config, StorageIo};
-use crate::proto::keelpb::{Member, MemberAttributes};
+use crate::proto::keelpb::{CheckpointMeta, Member, MemberAttributes};
 use crate::transport::Transport;
 use crate::watch::{HubInbox, WatchHub, WatchHubHandle};
 
@@ -117,17 +123,29 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<RunningNode> {
     create_private_dir(&wal_dir)?;
 
     let election_timeout = Duration::from_millis(config.election_timeout_ms);
-    let applier = Applier::new(
-        config.warning_apply_duration,
+    let snap_dir = member_dir.join("snap");
+    create_private_dir(&snap_dir)?;
+    remove_partial_snapshots(&snap_dir);
+    let db_path = snap_dir.join("keel.db");
+    let store_options = StoreOptions {
+        fsync: !config.unsafe_no_fsync,
+        ..StoreOptions::default()
+    };
+    let (store, checkpoint) = open_store(&db_path, &store_options)?;
+    let applier_settings = ApplierSettings {
+        warning_apply_duration: config.warning_apply_duration,
         election_timeout,
-        config.lease_checkpoint_interval,
-    );
+        lease_checkpoint_interval: config.lease_checkpoint_interval,
+    };
+    let applier = applier_settings
+        .applier(store)
+        .map_err(|e| anyhow::anyhow!("restoring the state of {}: {e}", member_dir.display()))?;
     let shared = Shared::new(
         identity.cluster_id,
         identity.member_id,
         Published {
             view: applier.read_view(),
-            applied_index: 0,
+            applied_index: checkpoint.index,
         },
     );
     let (watch_hub_task, watch_hub, hub_inbox) =
@@ -138,8 +156,22 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<RunningNode> {
         identity.cluster_id,
         identity.member_id,
         inbox_tx.clone(),
+        snap_dir.clone(),
     );
     transport.set_peers(&peers);
+    let storage = StorageState::new(
+        config.backend_batch_limit,
+        config.backend_batch_interval,
+        match config.quota_backend_bytes {
+            q if q < 0 => None,
+            0 => Some(QUOTA_BYTES_DEFAULT),
+            q => Some(q.unsigned_abs()),
+        },
+        inbox_tx.clone(),
+        db_path,
+        store_options,
+        applier_settings,
+    );
     let handle = NodeHandle::new(
         inbox_tx,
         shared.clone(),
@@ -166,6 +198,8 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<RunningNode> {
         no_fsync: config.unsafe_no_fsync,
         raft_config,
         applier,
+        checkpoint,
+        storage,
         shared,
         inbox: inbox_rx,
         watch_hub: watch_hub.clone(),
@@ -219,6 +253,61 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("setting permissions of {}", dir.display()))?;
     }
     Ok(())
+}
+
+/// Where the last checkpoint of the store left the log.
+struct Checkpoint {
+    /// Applied index the store holds (0: a new store).
+    index: u64,
+    term: u64,
+    conf_state: ConfState,
+}
+
+/// Store snapshots half sent or received when the member stopped are of
+/// no use: the leader sends a fresh one.
+fn remove_partial_snapshots(snap_dir: &Path) {
+    let Ok(entries) = fs::read_dir(snap_dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("keel.db.incoming-") || name.starts_with("keel.db.outgoing-") {
+            tracing::info!(file = %entry.path().display(), "removing a partial store snapshot");
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Opens (or creates) the B+tree store `<data-dir>/member/snap/keel.db`.
+fn open_store(path: &Path, options: &StoreOptions) -> anyhow::Result<(MvccStore, Checkpoint)> {
+    let (store, opened) = MvccStore::open(path, options)
+        .with_context(|| format!("opening the store {}", path.display()))?;
+    let meta = if opened.applied_index == 0 {
+        CheckpointMeta::default()
+    } else {
+        CheckpointMeta::decode(opened.checkpoint_metadata.clone())
+            .with_context(|| format!("{}: undecodable checkpoint metadata", path.display()))?
+    };
+    tracing::info!(
+        path = %path.display(),
+        applied_index = opened.applied_index,
+        revision = store.revision(),
+        size_bytes = store.size_bytes(),
+        created = opened.created,
+        "opened the store"
+    );
+    Ok((
+        store,
+        Checkpoint {
+            index: opened.applied_index,
+            term: meta.applied_term,
+            conf_state: ConfState {
+                voters: meta.voters.into_iter().map(NodeId).collect(),
+                learners: meta.learners.into_iter().map(NodeId).collect(),
+            },
+        },
+    ))
 }
 
 /// One process per data dir: a second keel on the same dir is refused.
@@ -409,6 +498,9 @@ struct CoreBoot {
     no_fsync: bool,
     raft_config: RaftConfig,
     applier: Applier,
+    /// The store's last checkpoint: the log is replayed after it.
+    checkpoint: Checkpoint,
+    storage: StorageState,
     shared: Arc<Shared>,
     inbox: flume::Receiver<CoreRequest>,
     watch_hub: WatchHubHandle,
@@ -491,10 +583,14 @@ async fn boot_and_run(boot: CoreBoot, started: Started) -> Result<(), CoreError>
 }
 
 /// Opens the WAL, rebuilds Raft's log from it (or bootstraps a new member).
-async fn boot_core(boot: CoreBoot) -> Result<Core, String> {
-    let (wal, recovered) = WalBackend::open(boot.io, &boot.wal_dir, boot.no_fsync)
-        .await
-        .map_err(|e| format!("opening the WAL in {}: {e}", boot.wal_dir.display()))?;
+async fn boot_core(mut boot: CoreBoot) -> Result<Core, String> {
+    let checkpoint = &boot.checkpoint;
+    // Raft's log starts after the store's checkpoint (a member that needs
+    // older entries is sent a store snapshot).
+    let (wal, recovered) =
+        WalBackend::open(boot.io, &boot.wal_dir, boot.no_fsync, checkpoint.index + 1)
+            .await
+            .map_err(|e| format!("opening the WAL in {}: {e}", boot.wal_dir.display()))?;
     if let Some(torn) = &recovered.torn_tail {
         tracing::warn!(
             segment = %torn.segment.display(),
@@ -503,7 +599,7 @@ async fn boot_core(boot: CoreBoot) -> Result<Core, String> {
             "cut off a torn WAL tail (an unacknowledged write interrupted by a crash)"
         );
     }
-    let fresh = recovered.entries.is_empty() && recovered.state.is_none();
+    let fresh = checkpoint.index == 0 && recovered.entries.is_empty() && recovered.state.is_none();
     let mut storage = MemStorage::new();
     let entry_count = recovered.entries.len();
     let entries = recovered
@@ -511,6 +607,32 @@ async fn boot_core(boot: CoreBoot) -> Result<Core, String> {
         .into_iter()
         .map(from_wal_entry)
         .collect::<Result<Vec<_>, _>>()?;
+    if checkpoint.index > 0 {
+        // The store holds everything up to the checkpoint: Raft's log starts
+        // after it, as if a snapshot at that index had been installed.
+        if let Some(first) = entries.first() {
+            if first.index.0 != checkpoint.index + 1 {
+                return Err(format!(
+                    "the WAL in {} continues at index {} but the store's checkpoint is at {}: \
+                     entries in between are missing",
+                    boot.wal_dir.display(),
+                    first.index.0,
+                    checkpoint.index
+                ));
+            }
+        }
+        storage
+            .apply_snapshot(Snapshot {
+                meta: SnapshotMeta {
+                    index: LogIndex(checkpoint.index),
+                    term: Term(checkpoint.term),
+                    conf_state: checkpoint.conf_state.clone(),
+                },
+                data: Default::default(),
+            })
+            .map_err(|e| format!("restoring the raft log at the checkpoint: {e}"))?;
+        boot.raft_config.applied = LogIndex(checkpoint.index);
+    }
     storage
         .append(&entries)
         .map_err(|e| format!("rebuilding the raft log from the WAL: {e}"))?;
@@ -533,9 +655,18 @@ async fn boot_core(boot: CoreBoot) -> Result<Core, String> {
     } else if fresh {
         tracing::info!("joining an existing cluster: waiting for the leader to send the log");
     } else {
-        tracing::info!(entries = entry_count, "replaying the WAL");
+        tracing::info!(
+            checkpoint_index = checkpoint.index,
+            entries = entry_count,
+            "replaying the WAL after the store's checkpoint"
+        );
     }
-    Ok(Core {
+    let Checkpoint {
+        index: applied_index,
+        conf_state,
+        ..
+    } = boot.checkpoint;
+    let mut core = Core {
         raw,
         wal,
         applier: boot.applier,
@@ -545,14 +676,21 @@ async fn boot_core(boot: CoreBoot) -> Result<Core, String> {
         transport: boot.transport,
         cluster: boot.cluster,
         removed: false,
-        learners: Vec::new(),
         settings: boot.settings,
         proposals: Default::default(),
         reads: Default::default(),
-        applied_index: 0,
+        applied_index,
         leader_id: 0,
-        voters: Vec::new(),
+        voters: conf_state.voters,
+        learners: conf_state.learners,
         campaigned: false,
         unsaved_state: None,
-    })
+        storage: boot.storage,
+    };
+    // A restarted member knows its peers from the store; a joining one
+    // keeps the peers it was told until the log says who the members are.
+    if !core.applier.members().list().is_empty() {
+        core.publish_members_if_changed();
+    }
+    Ok(core)
 }

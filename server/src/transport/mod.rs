@@ -10,6 +10,7 @@
 mod codec;
 mod link;
 mod service;
+mod snapshot;
 
 pub(crate) use codec::{from_wire, to_wire};
 
@@ -18,6 +19,7 @@ pub(crate) async fn connect_peer(url: &str) -> Result<tonic::transport::Channel,
     link::connect(&[url.to_string()]).await
 }
 pub(crate) use service::PeerService;
+pub(crate) use snapshot::OutgoingSnapshot;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,6 +48,8 @@ struct Inner {
     member_id: u64,
     core: flume::Sender<CoreRequest>,
     links: Mutex<HashMap<u64, Link>>,
+    /// Where store snapshots are exported and received.
+    snap_dir: std::path::PathBuf,
 }
 
 /// Cloneable handle on the transport.
@@ -60,6 +64,7 @@ impl Transport {
         cluster_id: u64,
         member_id: u64,
         core: flume::Sender<CoreRequest>,
+        snap_dir: std::path::PathBuf,
     ) -> Self {
         Transport {
             inner: Arc::new(Inner {
@@ -68,6 +73,7 @@ impl Transport {
                 member_id,
                 core,
                 links: Mutex::new(HashMap::new()),
+                snap_dir,
             }),
         }
     }
@@ -93,6 +99,37 @@ impl Transport {
                 );
             }
         }
+    }
+
+    /// Exports and streams a store snapshot to its peer in the background;
+    /// the outcome comes back to the core as `CoreRequest::SnapshotSent`.
+    pub(crate) fn send_snapshot(&self, snapshot: OutgoingSnapshot) {
+        let to = snapshot.message.to.0;
+        let urls = self
+            .inner
+            .links
+            .lock()
+            .expect("transport links lock")
+            .get(&to)
+            .map(|l| l.urls.clone());
+        let core = self.inner.core.clone();
+        let Some(urls) = urls else {
+            tracing::debug!(to = format!("{to:x}"), "no link to peer: snapshot not sent");
+            let _ = core.try_send(CoreRequest::SnapshotSent { to, ok: false });
+            return;
+        };
+        self.inner.runtime.spawn(snapshot::send(
+            snapshot,
+            urls,
+            self.inner.cluster_id,
+            self.inner.member_id,
+            self.inner.snap_dir.clone(),
+            core,
+        ));
+    }
+
+    pub(crate) fn snap_dir(&self) -> &std::path::Path {
+        &self.inner.snap_dir
     }
 
     /// Makes the links match the membership: one per other member, at its

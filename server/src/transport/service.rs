@@ -123,6 +123,30 @@ impl Peer for PeerService {
         }))
     }
 
+    /// A store snapshot from the leader: received into the snap dir, then
+    /// handed to the core with its Raft message.
+    async fn snapshot(
+        &self,
+        request: Request<Streaming<crate::proto::keelpb::SnapshotChunk>>,
+    ) -> Result<Response<crate::proto::keelpb::SnapshotAck>, Status> {
+        let shared = self.node.shared();
+        let received = super::snapshot::receive(
+            request.into_inner(),
+            self.transport.cluster_id(),
+            |id| shared.is_removed_member(id),
+            self.transport.snap_dir(),
+        )
+        .await?;
+        tracing::debug!(
+            from = format!("{:x}", received.from),
+            "handing the snapshot to the core"
+        );
+        self.node
+            .snapshot_received(received.message, received.path)
+            .await?;
+        Ok(Response::new(crate::proto::keelpb::SnapshotAck {}))
+    }
+
     async fn member_promote(
         &self,
         request: Request<MemberPromoteRequest>,

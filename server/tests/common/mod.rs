@@ -376,6 +376,8 @@ pub fn rows(kvs: &[etcd_client::KeyValue]) -> Vec<Row> {
 pub struct Cluster {
     pub members: Vec<Keel>,
     pub initial_cluster: String,
+    /// Removed (with every member's data dir) after the members are killed.
+    _tmp: tempfile::TempDir,
 }
 
 impl Cluster {
@@ -389,7 +391,7 @@ impl Cluster {
             .map(|(i, (_, peer))| format!("m{}=http://127.0.0.1:{peer}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
-        let root = tmp.keep();
+        let root = tmp.path().to_path_buf();
         let mut members = Vec::new();
         for (i, (client_port, peer_port)) in ports.into_iter().enumerate() {
             let name = format!("m{}", i + 1);
@@ -419,6 +421,7 @@ impl Cluster {
         Cluster {
             members,
             initial_cluster,
+            _tmp: tmp,
         }
     }
 
