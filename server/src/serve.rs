@@ -30,6 +30,8 @@ use crate::transport::PeerService;
 /// --max-request-bytes, so that the request itself can be rejected with
 /// etcd's "request is too large" instead of a transport error.
 const GRPC_OVERHEAD_BYTES: u64 = 512 * 1024;
+/// Longest a stopping leader waits for its successor to take over.
+const LEADERSHIP_HANDOVER_MAX: Duration = Duration::from_secs(3);
 /// How long a stop waits for open connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Largest peer message (Raft appends of up to 1 MiB, snapshots more).
@@ -89,6 +91,9 @@ async fn serve(config: &Config, node: &RunningNode) -> anyhow::Result<()> {
     }
     tracing::info!("ready to serve client requests");
     let outcome = wait_for_stop(node).await;
+    if outcome.is_ok() {
+        hand_over_leadership(&node.handle).await;
+    }
     let _ = stop_tx.send(true);
     // Graceful: finish in-flight requests; a client that keeps its
     // connection open without reading cannot hold the stop up longer.
@@ -198,6 +203,42 @@ fn socket_addr(url: &url::Url) -> anyhow::Result<SocketAddr> {
 }
 
 /// Until SIGINT/SIGTERM (clean stop) or the core stopping on its own (error).
+/// etcd's TransferLeadership on a graceful stop: a leader with other voters
+/// hands leadership to the most up-to-date active one first, so the cluster
+/// does not wait an election timeout for a new leader.
+async fn hand_over_leadership(node: &crate::node::NodeHandle) {
+    if !node.is_leader() {
+        return;
+    }
+    let Ok(status) = node.raft_status().await else {
+        return;
+    };
+    let me = node.shared().member_id;
+    let target = status
+        .progress
+        .iter()
+        .flatten()
+        .filter(|(id, p)| id.0 != me && !p.is_learner && p.recent_active)
+        .max_by_key(|(_, p)| p.match_index)
+        .map(|(id, _)| id.0);
+    let Some(target) = target else { return };
+    let started = std::time::Instant::now();
+    match tokio::time::timeout(LEADERSHIP_HANDOVER_MAX, node.transfer_leader(target)).await {
+        Ok(Ok(())) => tracing::info!(
+            to = format!("{target:x}"),
+            took_ms = started.elapsed().as_millis() as u64,
+            "handed leadership over before stopping"
+        ),
+        Ok(Err(e)) => {
+            tracing::warn!(to = format!("{target:x}"), error = %e, "leadership handover failed; stopping anyway")
+        }
+        Err(_) => tracing::warn!(
+            to = format!("{target:x}"),
+            "leadership handover timed out; stopping anyway"
+        ),
+    }
+}
+
 async fn wait_for_stop(node: &RunningNode) -> anyhow::Result<()> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;

@@ -470,3 +470,27 @@ fn a_lagging_member_catches_up_from_a_store_snapshot() {
     ok(etcdctl(&endpoint, &["put", "after-snapshot", "yes"]));
     eventually_reads(&lagging_endpoint, "after-snapshot", "yes\n");
 }
+
+// Guards etcd's graceful stop: a leader stopped with SIGTERM first hands
+// leadership to an up-to-date follower, so writes go on without waiting for
+// an election timeout.
+#[test]
+fn a_stopping_leader_hands_leadership_over() {
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader();
+    ok(etcdctl(
+        &cluster.members[leader].endpoint(),
+        &["put", "before", "stop"],
+    ));
+    cluster.members[leader].stop();
+    let log = cluster.members[leader].log();
+    assert!(
+        log.contains("handed leadership over before stopping"),
+        "{log}"
+    );
+    let new_leader = cluster.leader();
+    assert_ne!(new_leader, leader);
+    let endpoint = cluster.members[new_leader].endpoint();
+    ok(etcdctl(&endpoint, &["put", "after", "stop"]));
+    eventually_reads(&endpoint, "before", "stop\n");
+}
