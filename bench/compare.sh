@@ -1,127 +1,196 @@
 #!/usr/bin/env bash
-# Side-by-side: etcd 3.4 (Debian's etcd-server) and keel, single member each,
-# same machine, same disk, same client (keel-bench), same run. Prints a table
-# of keel/etcd throughput ratios and p99 latencies.
+# Side by side: etcd 3.4 (Debian's etcd-server) and keel, started with the same flags on
+# loopback (one member each, or three each with --members 3), same machine, same disk, same
+# client (keel-bench), same matrix. For every test it runs etcd then keel, and prints a
+# Markdown table per repetition with both sides' req/s, p50 and p99 and the keel/etcd ratios.
 #
-# usage: bench/compare.sh [--total N] [--clients "1 16 256"] [--val-size B] [--quick] [--no-build]
-#                         [--workloads "put watch lease"]
-# Bounded: every run is --total requests (default 20000; --quick: 3000).
+# usage: bench/compare.sh [--members 1|3] [--total N] [--quick] [--runs N] [--no-build]
+#                         [--tests "put-1 put-64 put-256 range-s-64 txn-put txn-mixed
+#                                   watch-latency-1 watch-latency-1000 watch lease"]
+#                         [--plot-dir DIR] [--data-dir DIR] [--keep-logs]
+#                         [--keel-flags "..."] [--etcd-flags "..."]
+#   --members    1 (default) or 3 members per system; with 3, keel-bench spreads its
+#                connections over all three client URLs (etcd's "all members" setup).
+#   --total      requests per throughput test (default 10000; --quick: 2000). Watch tests
+#                put --total/50 values (at least 100): watch-latency-N at 100/s to N
+#                watchers, watch unpaced to 1000 watchers of one key (events/s is its req/s).
+#                txn-mixed runs --total/5 txns (each read counts every key: slow on both).
+#   --runs       repetitions of the whole matrix (default 2: the box is noisy).
+#   --plot-dir   also save keel-bench's --plot PNG of every run there.
+#   --data-dir   where the members' data directories go (default: a new temporary directory
+#                under ${TMPDIR:-/tmp}; use a real disk, not tmpfs, or fsync costs nothing).
+#   --keel-flags, --etcd-flags
+#                extra flags for every member of one side (e.g. --keel-flags
+#                "--storage-io std" or "--unsafe-no-fsync"), for the measurements in
+#                docs/tuning.md.
+# Bounded: every test is a bounded keel-bench run (--total requests, each with a 10 s
+# timeout); members are killed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TOTAL=20000
-CLIENTS="1 16 256"
-VAL_SIZE=256
-KEY_SIZE=16
+MEMBERS=1
+TOTAL=10000
+RUNS=2
 BUILD=1
-WORKLOADS="put"
+PLOT_DIR=""
+DATA_ROOT=""
+KEEP_LOGS=0
+KEEL_FLAGS=""
+ETCD_FLAGS=""
+TESTS="put-1 put-64 put-256 range-s-64 txn-put txn-mixed watch-latency-1 watch-latency-1000 watch lease"
+KEY_SIZE=16
+VAL_SIZE=256
+KEY_SPACE=100000
 while [ $# -gt 0 ]; do
   case "$1" in
+    --members) MEMBERS="$2"; shift 2 ;;
     --total) TOTAL="$2"; shift 2 ;;
-    --clients) CLIENTS="$2"; shift 2 ;;
-    --val-size) VAL_SIZE="$2"; shift 2 ;;
-    --quick) TOTAL=3000; shift ;;
+    --quick) TOTAL=2000; shift ;;
+    --runs) RUNS="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
-    --workloads) WORKLOADS="$2"; shift 2 ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
+    --tests) TESTS="$2"; shift 2 ;;
+    --plot-dir) PLOT_DIR="$2"; shift 2 ;;
+    --data-dir) DATA_ROOT="$2"; shift 2 ;;
+    --keep-logs) KEEP_LOGS=1; shift ;;
+    --keel-flags) KEEL_FLAGS="$2"; shift 2 ;;
+    --etcd-flags) ETCD_FLAGS="$2"; shift 2 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+case "$MEMBERS" in 1|3) ;; *) echo "--members must be 1 or 3" >&2; exit 2 ;; esac
 
 command -v etcd >/dev/null || { echo "etcd is not installed (apt-get install etcd-server)" >&2; exit 1; }
+command -v etcdctl >/dev/null || { echo "etcdctl is not installed (apt-get install etcd-client)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "python3 is needed to read keel-bench's JSON" >&2; exit 1; }
 [ "$BUILD" = 0 ] || cargo build --release -q -p keel-server -p keel-bench
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 KEEL=$TARGET_DIR/release/keel
 BENCH=$TARGET_DIR/release/keel-bench
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/keel-compare.XXXXXX")
+[ -x "$KEEL" ] && [ -x "$BENCH" ] || { echo "missing $KEEL or $BENCH (build them or drop --no-build)" >&2; exit 1; }
+if [ -n "$PLOT_DIR" ]; then mkdir -p "$PLOT_DIR"; fi
+WORK=$(mktemp -d "${DATA_ROOT:-${TMPDIR:-/tmp}}/keel-compare.XXXXXX")
 PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ "$KEEP_LOGS" = 1 ]; then echo "logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
+}
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
-start() { # name binary -> sets PORT
-  local name=$1 bin=$2
-  PORT=$(free_port); local peer; peer=$(free_port)
-  "$bin" --name "$name" --data-dir "$WORK/$name.data" \
-    --listen-client-urls "http://127.0.0.1:$PORT" --advertise-client-urls "http://127.0.0.1:$PORT" \
-    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-    --initial-cluster "$name=http://127.0.0.1:$peer" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 1 200); do
-    ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$PORT" endpoint health >/dev/null 2>&1 && return 0
-    sleep 0.05
+# start_cluster SYSTEM BINARY EXTRA_FLAGS: starts $MEMBERS members with etcd's flags; sets ENDPOINTS
+# (comma separated client URLs) and FIRST (the first member's client URL).
+start_cluster() {
+  local system=$1 bin=$2 extra=$3 i initial="" ports=() peers=()
+  for i in $(seq 1 "$MEMBERS"); do
+    ports+=("$(free_port)"); peers+=("$(free_port)")
+    initial+="${initial:+,}$system-$i=http://127.0.0.1:${peers[$((i-1))]}"
   done
-  echo "$name did not start; log:" >&2; cat "$WORK/$name.log" >&2; exit 1
-}
-
-start etcd etcd; ETCD_PORT=$PORT
-start keel "$KEEL"; KEEL_PORT=$PORT
-
-ratio() { python3 -c "print('%.2fx' % ($1 / $2))"; }
-
-run() { # port clients -> "rps p50_ms p99_ms errors"
-  local port=$1 clients=$2 conns
-  conns=$(( clients < 16 ? clients : 16 ))
-  "$BENCH" --endpoints "127.0.0.1:$port" --clients "$clients" --conns "$conns" --json \
-    put --total "$TOTAL" --key-size "$KEY_SIZE" --val-size "$VAL_SIZE" --key-space-size 100000 |
-    python3 -c 'import json,sys; r=json.load(sys.stdin); p=r["percentiles_secs"]; print("%.0f %.2f %.2f %d" % (r["requests_per_sec"], p["p50"]*1e3, p["p99"]*1e3, r["errors"]))'
-}
-
-put_table() {
-  echo "put: key ${KEY_SIZE} B, value ${VAL_SIZE} B, ${TOTAL} requests per run, $(nproc) cores, $(uname -r)"
-  printf "%-8s | %12s %8s %8s | %12s %8s %8s | %10s\n" clients "etcd req/s" "p50 ms" "p99 ms" "keel req/s" "p50 ms" "p99 ms" "keel/etcd"
-  for c in $CLIENTS; do
-    read -r e_rps e_p50 e_p99 e_err < <(run "$ETCD_PORT" "$c")
-    read -r k_rps k_p50 k_p99 k_err < <(run "$KEEL_PORT" "$c")
-    printf "%-8s | %12s %8s %8s | %12s %8s %8s | %10s\n" "$c" "$e_rps" "$e_p50" "$e_p99" "$k_rps" "$k_p50" "$k_p99" "$(ratio "$k_rps" "$e_rps")"
-    [ "$e_err" = 0 ] && [ "$k_err" = 0 ] || echo "  (errors: etcd $e_err, keel $k_err)"
+  ENDPOINTS=""
+  for i in $(seq 1 "$MEMBERS"); do
+    local name=$system-$i port=${ports[$((i-1))]} peer=${peers[$((i-1))]}
+    # shellcheck disable=SC2086 # the extra flags are split into words on purpose
+    "$bin" --name "$name" --data-dir "$WORK/$name.data" $extra \
+      --listen-client-urls "http://127.0.0.1:$port" --advertise-client-urls "http://127.0.0.1:$port" \
+      --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+      --initial-cluster "$initial" --initial-cluster-token "compare-$system" \
+      --initial-cluster-state new >"$WORK/$name.log" 2>&1 &
+    PIDS+=($!)
+    ENDPOINTS+="${ENDPOINTS:+,}127.0.0.1:$port"
+  done
+  FIRST=127.0.0.1:${ports[0]}
+  # Healthy = this member answers a linearizable read: the cluster has a leader.
+  local tries
+  for i in $(seq 1 "$MEMBERS"); do
+    for tries in $(seq 1 400); do
+      ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:${ports[$((i-1))]}" endpoint health >/dev/null 2>&1 && break
+      if [ "$tries" = 400 ]; then
+        echo "$system-$i did not become healthy in 20 s; log:" >&2; cat "$WORK/$system-$i.log" >&2; exit 1
+      fi
+      sleep 0.05
+    done
   done
 }
 
-watch_run() { # port watchers -> "p50_ms p99_ms errors"
-  local port=$1 watchers=$2 streams
-  streams=$(( watchers < 10 ? watchers : 10 ))
-  "$BENCH" --endpoints "127.0.0.1:$port" --conns "$streams" --json \
-    watch-latency --watchers "$watchers" --streams "$streams" --put-total 200 --put-rate 100 |
-    python3 -c 'import json,sys; r=json.load(sys.stdin); p=r["percentiles_secs"]; print("%.3f %.3f %d" % (p["p50"]*1e3, p["p99"]*1e3, r["errors"]))'
-}
-
-watch_table() {
-  echo
-  echo "put -> watch event latency: 200 puts at 100/s, watchers on one key over <= 10 streams"
-  printf "%-9s | %9s %9s | %9s %9s | %14s\n" watchers "etcd p50" "p99 ms" "keel p50" "p99 ms" "p50 keel/etcd"
-  for w in 1 1000; do
-    read -r e_p50 e_p99 e_err < <(watch_run "$ETCD_PORT" "$w")
-    read -r k_p50 k_p99 k_err < <(watch_run "$KEEL_PORT" "$w")
-    printf "%-9s | %9s %9s | %9s %9s | %14s\n" "$w" "$e_p50" "$e_p99" "$k_p50" "$k_p99" "$(ratio "$k_p50" "$e_p50")"
-    [ "$e_err" = 0 ] && [ "$k_err" = 0 ] || echo "  (errors: etcd $e_err, keel $k_err)"
-  done
-}
-
-lease_run() { # port clients -> "rps errors"
-  local port=$1 clients=$2
-  "$BENCH" --endpoints "127.0.0.1:$port" --clients "$clients" --conns "$(( clients < 16 ? clients : 16 ))" --json \
-    lease-keepalive --total "$TOTAL" |
-    python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.0f %d" % (r["requests_per_sec"], r["errors"]))'
-}
-
-lease_table() {
-  echo
-  echo "lease keep-alive: ${TOTAL} requests, one lease and stream per client"
-  printf "%-8s | %12s | %12s | %10s\n" clients "etcd req/s" "keel req/s" "keel/etcd"
-  for c in 1 64; do
-    read -r e_rps e_err < <(lease_run "$ETCD_PORT" "$c")
-    read -r k_rps k_err < <(lease_run "$KEEL_PORT" "$c")
-    printf "%-8s | %12s | %12s | %10s\n" "$c" "$e_rps" "$k_rps" "$(ratio "$k_rps" "$e_rps")"
-    [ "$e_err" = 0 ] && [ "$k_err" = 0 ] || echo "  (errors: etcd $e_err, keel $k_err)"
-  done
-}
-
-for w in $WORKLOADS; do
-  case "$w" in
-    put) put_table ;;
-    watch) watch_table ;;
-    lease) lease_table ;;
-    *) echo "unknown workload $w" >&2; exit 2 ;;
-  esac
+start_cluster etcd etcd "$ETCD_FLAGS"; ETCD_ENDPOINTS=$ENDPOINTS; ETCD_FIRST=$FIRST
+start_cluster keel "$KEEL" "$KEEL_FLAGS"; KEEL_ENDPOINTS=$ENDPOINTS; KEEL_FIRST=$FIRST
+for first in "$ETCD_FIRST" "$KEEL_FIRST"; do
+  ETCDCTL_API=3 etcdctl --endpoints "$first" put bench-range-key "$(head -c "$VAL_SIZE" /dev/zero | tr '\0' v)" >/dev/null
 done
+
+WATCH_PUTS=$(( TOTAL / 50 < 100 ? 100 : TOTAL / 50 ))
+conns_for() { local c=$1; echo $(( c < 16 ? (c < MEMBERS ? MEMBERS : c) : 16 )); }
+
+# test_args TEST -> the keel-bench arguments (global flags, subcommand, its flags)
+test_args() {
+  case "$1" in
+    put-*) local c=${1#put-}
+      echo "--clients $c --conns $(conns_for "$c") put --total $TOTAL --key-size $KEY_SIZE --val-size $VAL_SIZE --key-space-size $KEY_SPACE" ;;
+    range-s-*) local c=${1#range-s-}
+      echo "--clients $c --conns $(conns_for "$c") range bench-range-key --consistency s --total $TOTAL" ;;
+    range-l-*) local c=${1#range-l-}
+      echo "--clients $c --conns $(conns_for "$c") range bench-range-key --consistency l --total $TOTAL" ;;
+    txn-put)
+      echo "--clients 64 --conns 16 txn-put --txn-ops 4 --total $TOTAL --key-size $KEY_SIZE --val-size $VAL_SIZE --key-space-size $KEY_SPACE" ;;
+    txn-mixed)
+      echo "--clients 64 --conns 16 txn-mixed --rw-ratio 1 --limit 10 --consistency s --total $(( TOTAL / 5 )) --key-size $KEY_SIZE --val-size $VAL_SIZE --key-space-size $KEY_SPACE" ;;
+    watch-latency-*) local w=${1#watch-latency-} s
+      s=$(( w < 10 ? w : 10 ))
+      echo "--conns $s watch-latency --watchers $w --streams $s --put-total $WATCH_PUTS --put-rate 100" ;;
+    watch)
+      echo "--clients 1 --conns 10 watch --streams 10 --watch-per-stream 100 --put-total $WATCH_PUTS" ;;
+    lease)
+      echo "--clients 64 --conns 16 lease-keepalive --total $TOTAL" ;;
+    *) echo "unknown test $1" >&2; return 2 ;;
+  esac
+}
+
+# measure SYSTEM ENDPOINTS TEST RUN -> "req/s p50_ms p99_ms errors" of the test's headline
+measure() {
+  local system=$1 endpoints=$2 test=$3 run=$4 plot=()
+  if [ -n "$PLOT_DIR" ]; then plot=(--plot "$PLOT_DIR/m$MEMBERS-$test-$system-run$run.png"); fi
+  # shellcheck disable=SC2046 # test_args is split into words on purpose
+  "$BENCH" --endpoints "$endpoints" --json "${plot[@]}" $(test_args "$test") |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); p=r["percentiles_secs"]; print("%.0f %.3f %.3f %d" % (r["requests_per_sec"], p["p50"]*1e3, p["p99"]*1e3, r["errors"]))'
+}
+
+ratio() {
+  python3 -c "
+import sys
+try:
+    a, b = float(sys.argv[1]), float(sys.argv[2])
+    print('%.2f' % (a / b) if b > 0 else '-')
+except ValueError:
+    print('-')" "$1" "$2"
+}
+
+echo "# keel vs etcd $(etcd --version | head -1 | awk '{print $3}'), $MEMBERS member(s) each, loopback"
+echo
+echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r),"
+echo "data on $(df -T "$WORK" | awk 'NR==2 {print $2 " (" $1 ")"}'), load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "extra flags: keel [${KEEL_FLAGS}], etcd [${ETCD_FLAGS}]"
+echo "key ${KEY_SIZE} B, value ${VAL_SIZE} B, key space ${KEY_SPACE}, --total ${TOTAL}; watch tests: ${WATCH_PUTS} puts"
+for run in $(seq 1 "$RUNS"); do
+  echo
+  echo "## run $run of $RUNS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  echo
+  echo "| test | etcd req/s | etcd p50 ms | etcd p99 ms | keel req/s | keel p50 ms | keel p99 ms | req/s keel/etcd | p99 keel/etcd |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for t in $TESTS; do
+    test_args "$t" >/dev/null
+    # A failed run (keel-bench exits non-zero) is shown as "-" and "failed"; the rest goes on.
+    e_out=$(measure etcd "$ETCD_ENDPOINTS" "$t" "$run") || e_out="- - - failed"
+    k_out=$(measure keel "$KEEL_ENDPOINTS" "$t" "$run") || k_out="- - - failed"
+    read -r e_rps e_p50 e_p99 e_err <<<"$e_out"
+    read -r k_rps k_p50 k_p99 k_err <<<"$k_out"
+    note=""
+    [ "$e_err" = 0 ] && [ "$k_err" = 0 ] || note=" (errors: etcd $e_err, keel $k_err)"
+    echo "| $t$note | $e_rps | $e_p50 | $e_p99 | $k_rps | $k_p50 | $k_p99 | $(ratio "$k_rps" "$e_rps") | $(ratio "$k_p99" "$e_p99") |"
+  done
+done
+echo
+echo "test arguments (keel-bench --endpoints <all members> --json ...):"
+for t in $TESTS; do echo "  $t: $(test_args "$t")"; done
+[ -z "$PLOT_DIR" ] || echo "plots: $PLOT_DIR/m$MEMBERS-<test>-<etcd|keel>-run<N>.png"

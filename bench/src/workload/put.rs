@@ -1,43 +1,57 @@
-//! `put`: Put requests of --val-size bytes over the key space.
+//! `put`: Put requests of `--val-size` bytes over the key space (etcd's `benchmark put`).
 
-use crate::client::{connect, drive};
+use crate::cli::Global;
+use crate::client::{connect, drive_one};
 use crate::proto::etcdserverpb::kv_client::KvClient;
 use crate::proto::etcdserverpb::PutRequest;
-use crate::report::Report;
-use crate::Global;
+use crate::report::Outcome;
+
+use super::keys::{random_value, KeySpace};
 
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct PutArgs {
     #[command(flatten)]
-    keys: super::KeyArgs,
-    /// Value size in bytes.
+    pub(crate) keys: KeySpace,
+    /// Use sequential keys (key number = request number modulo the key space).
+    #[arg(long)]
+    pub(crate) sequential_keys: bool,
+    /// Value size of put request (bytes).
     #[arg(long, default_value_t = 8)]
-    val_size: usize,
+    pub(crate) val_size: usize,
     /// Total number of put requests.
     #[arg(long, default_value_t = 10_000)]
-    total: u64,
-    /// Maximum puts per second (0 = as fast as possible).
+    pub(crate) total: u64,
+    /// Maximum puts per second (0 is no limit).
     #[arg(long, default_value_t = 0)]
-    rate: u64,
+    pub(crate) rate: u64,
 }
 
-pub(crate) async fn run(global: &Global, args: PutArgs) -> anyhow::Result<Report> {
+pub(crate) async fn run(global: &Global, args: PutArgs) -> anyhow::Result<Outcome> {
+    args.keys.validate()?;
     let channels = connect(global).await?;
-    let value = super::value(args.val_size);
+    let value = random_value(args.val_size);
     let keys = args.keys.clone();
-    Ok(drive(
+    let sequential = args.sequential_keys;
+    let report = drive_one(
         global,
-        channels,
+        &channels,
         args.total,
         args.rate,
-        move |channel, i| {
+        "put",
+        move |call| {
+            let key = if sequential {
+                keys.key(call.number)
+            } else {
+                keys.random_key()
+            };
             let request = PutRequest {
-                key: keys.key(i).into(),
+                key,
                 value: value.clone(),
                 ..Default::default()
             };
-            async move { KvClient::new(channel).put(request).await.map(|_| ()) }
+            async move { KvClient::new(call.channel).put(request).await.map(|_| ()) }
         },
     )
-    .await)
+    .await;
+    Ok(Outcome::single("put", report))
 }

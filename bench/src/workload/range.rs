@@ -1,55 +1,69 @@
-//! `range`: Range requests for one key or a key range.
+//! `range`: Range requests for one key or a key range (etcd's `benchmark range key [end]`).
 
-use crate::client::{connect, drive};
+use crate::cli::Global;
+use crate::client::{connect, drive_one};
 use crate::proto::etcdserverpb::kv_client::KvClient;
 use crate::proto::etcdserverpb::RangeRequest;
-use crate::report::Report;
-use crate::Global;
+use crate::report::Outcome;
+
+/// etcd's `--consistency`: `l` (linearizable, the default) or `s` (serializable).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Consistency {
+    /// A ReadIndex round through the leader before reading.
+    #[value(name = "l")]
+    Linearizable,
+    /// Read the member's local state.
+    #[value(name = "s")]
+    Serializable,
+}
+
+impl Consistency {
+    pub(crate) fn serializable(self) -> bool {
+        self == Consistency::Serializable
+    }
+}
 
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct RangeArgs {
     /// Key to read.
-    key: String,
+    pub(crate) key: String,
     /// Range end (exclusive); empty = the key alone.
     #[arg(default_value = "")]
-    end: String,
-    /// Linearizable (l) or serializable (s).
-    #[arg(long, default_value = "l")]
-    consistency: String,
+    pub(crate) end: String,
+    /// Linearizable (l) or Serializable (s).
+    #[arg(long, value_enum, default_value = "l")]
+    pub(crate) consistency: Consistency,
     /// Total number of range requests.
     #[arg(long, default_value_t = 10_000)]
-    total: u64,
-    /// Maximum requests per second (0 = as fast as possible).
+    pub(crate) total: u64,
+    /// Maximum range requests per second (0 is no limit).
     #[arg(long, default_value_t = 0)]
-    rate: u64,
-    /// Maximum keys per response (0 = all).
+    pub(crate) rate: u64,
+    /// keel: maximum keys per response (0 = all).
     #[arg(long, default_value_t = 0)]
-    limit: i64,
+    pub(crate) limit: i64,
 }
 
-pub(crate) async fn run(global: &Global, args: RangeArgs) -> anyhow::Result<Report> {
-    let serializable = match args.consistency.as_str() {
-        "l" => false,
-        "s" => true,
-        other => anyhow::bail!("--consistency must be l or s, not {other:?}"),
-    };
+pub(crate) async fn run(global: &Global, args: RangeArgs) -> anyhow::Result<Outcome> {
     let channels = connect(global).await?;
     let request = RangeRequest {
         key: args.key.clone().into_bytes().into(),
         range_end: args.end.clone().into_bytes().into(),
-        serializable,
+        serializable: args.consistency.serializable(),
         limit: args.limit,
         ..Default::default()
     };
-    Ok(drive(
+    let report = drive_one(
         global,
-        channels,
+        &channels,
         args.total,
         args.rate,
-        move |channel, _| {
+        "range",
+        move |call| {
             let request = request.clone();
-            async move { KvClient::new(channel).range(request).await.map(|_| ()) }
+            async move { KvClient::new(call.channel).range(request).await.map(|_| ()) }
         },
     )
-    .await)
+    .await;
+    Ok(Outcome::single("range", report))
 }

@@ -1,45 +1,50 @@
-//! `txn-put`: Txn requests of --txn-ops puts each.
+//! `txn-put`: Txn requests of `--txn-ops` puts each (etcd's `benchmark txn-put`): txn `i`
+//! writes key numbers `i * ops + j`, modulo the key space, as etcd's tool does.
 
-use crate::client::{connect, drive};
+use crate::cli::Global;
+use crate::client::{connect, drive_one};
 use crate::proto::etcdserverpb::kv_client::KvClient;
 use crate::proto::etcdserverpb::request_op::Request;
 use crate::proto::etcdserverpb::{PutRequest, RequestOp, TxnRequest};
-use crate::report::Report;
-use crate::Global;
+use crate::report::Outcome;
+
+use super::keys::{random_value, KeySpace};
 
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct TxnPutArgs {
     #[command(flatten)]
-    keys: super::KeyArgs,
-    /// Value size in bytes.
+    pub(crate) keys: KeySpace,
+    /// Value size of txn put (bytes).
     #[arg(long, default_value_t = 8)]
-    val_size: usize,
-    /// Puts per txn.
-    #[arg(long, default_value_t = 1)]
-    txn_ops: u64,
+    pub(crate) val_size: usize,
+    /// Number of puts per txn.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) txn_ops: u64,
     /// Total number of txn requests.
     #[arg(long, default_value_t = 10_000)]
-    total: u64,
-    /// Maximum txns per second (0 = as fast as possible).
+    pub(crate) total: u64,
+    /// Maximum txns per second (0 is no limit).
     #[arg(long, default_value_t = 0)]
-    rate: u64,
+    pub(crate) rate: u64,
 }
 
-pub(crate) async fn run(global: &Global, args: TxnPutArgs) -> anyhow::Result<Report> {
+pub(crate) async fn run(global: &Global, args: TxnPutArgs) -> anyhow::Result<Outcome> {
+    args.keys.validate()?;
     let channels = connect(global).await?;
-    let value = super::value(args.val_size);
+    let value = random_value(args.val_size);
     let keys = args.keys.clone();
-    let ops = args.txn_ops.max(1);
-    Ok(drive(
+    let ops = args.txn_ops;
+    let report = drive_one(
         global,
-        channels,
+        &channels,
         args.total,
         args.rate,
-        move |channel, i| {
+        "txn-put",
+        move |call| {
             let success = (0..ops)
                 .map(|j| RequestOp {
                     request: Some(Request::RequestPut(PutRequest {
-                        key: keys.key(i * ops + j).into(),
+                        key: keys.key(call.number * ops + j),
                         value: value.clone(),
                         ..Default::default()
                     })),
@@ -49,8 +54,9 @@ pub(crate) async fn run(global: &Global, args: TxnPutArgs) -> anyhow::Result<Rep
                 success,
                 ..Default::default()
             };
-            async move { KvClient::new(channel).txn(request).await.map(|_| ()) }
+            async move { KvClient::new(call.channel).txn(request).await.map(|_| ()) }
         },
     )
-    .await)
+    .await;
+    Ok(Outcome::single("txn-put", report))
 }

@@ -1,145 +1,182 @@
-//! `watch-latency`: time from sending a put to each watcher receiving its
-//! event (etcd benchmark's watch-latency). --watchers watchers on one key,
-//! spread over --streams watch streams; --put-total puts at --put-rate.
+//! `watch-latency`: the time from a put to each watcher receiving its event (etcd's
+//! `benchmark watch-latency`). `--streams` streams of `--watchers-per-stream` watchers (or
+//! keel's `--watchers` in total) watch one key; one client puts `--put-total` values at
+//! `--put-rate`. Latency runs from sending the put to receiving its event, so it includes the
+//! put's commit; the put's own latency is reported apart.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-
-use crate::client::connect;
+use crate::cli::Global;
+use crate::client::{connect, drive_one};
+use crate::progress::Progress;
 use crate::proto::etcdserverpb::kv_client::KvClient;
-use crate::proto::etcdserverpb::watch_client::WatchClient;
-use crate::proto::etcdserverpb::watch_request::RequestUnion;
-use crate::proto::etcdserverpb::{PutRequest, WatchCreateRequest, WatchRequest};
-use crate::report::{Recorder, Report};
-use crate::Global;
+use crate::proto::etcdserverpb::PutRequest;
+use crate::report::{Outcome, Part, Recorder};
+
+use super::keys::{numbered_value, random_value};
+use super::watch::collect;
+use super::watch_streams::{open_stream, receive_events, SendTimes};
 
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct WatchLatencyArgs {
-    /// Total number of watchers.
-    #[arg(long, default_value_t = 10_000)]
-    watchers: usize,
-    /// Number of watch streams the watchers share.
-    #[arg(long, default_value_t = 10)]
-    streams: usize,
-    /// Number of puts.
-    #[arg(long, default_value_t = 10_000)]
-    put_total: u64,
-    /// Puts per second.
-    #[arg(long, default_value_t = 100)]
-    put_rate: u64,
-    /// Value size in bytes.
-    #[arg(long, default_value_t = 8)]
-    val_size: usize,
+    /// Total watch streams.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) streams: u64,
+    /// Total watchers per stream.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) watchers_per_stream: u64,
+    /// keel: total watchers, spread evenly over the streams (instead of
+    /// --watchers-per-stream).
+    #[arg(long, conflicts_with = "watchers_per_stream", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) watchers: Option<u64>,
+    /// PrevKV enabled on watch requests.
+    #[arg(long)]
+    pub(crate) prevkv: bool,
+    /// Total number of put requests (etcd 3.4 named it --total).
+    #[arg(long, alias = "total", default_value_t = 1000)]
+    pub(crate) put_total: u64,
+    /// Number of keys to put per second.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) put_rate: u64,
+    /// Key size of watch response (bytes).
+    #[arg(long, default_value_t = 32)]
+    pub(crate) key_size: usize,
+    /// Value size of watch response (bytes; at least 8, which carry the put number).
+    #[arg(long, default_value_t = 32)]
+    pub(crate) val_size: usize,
 }
 
-const KEY: &[u8] = b"keel-bench-watch-latency";
+impl WatchLatencyArgs {
+    /// Watchers in total.
+    pub(crate) fn watcher_total(&self) -> u64 {
+        self.watchers
+            .unwrap_or(self.streams * self.watchers_per_stream)
+    }
 
-pub(crate) async fn run(global: &Global, args: WatchLatencyArgs) -> anyhow::Result<Report> {
+    /// Watchers on stream `s`: the total spread as evenly as possible, earlier streams first.
+    pub(crate) fn watchers_on_stream(&self, s: u64) -> u64 {
+        let total = self.watcher_total();
+        total / self.streams + u64::from(s < total % self.streams)
+    }
+}
+
+pub(crate) async fn run(global: &Global, args: WatchLatencyArgs) -> anyhow::Result<Outcome> {
     let channels = connect(global).await?;
-    let started = Instant::now();
-    // put number -> when it was sent; the number travels in the value's
-    // first 8 bytes, so a watcher can match an event that arrives before the
-    // put's own response does.
-    let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
-    let streams = args.streams.max(1);
-    let per_stream = args.watchers.div_ceil(streams);
-    let expected_events = args.put_total * args.watchers as u64;
-    let (done_tx, mut done_rx) = mpsc::channel::<Recorder>(streams);
-    let mut created_total = 0usize;
-    for s in 0..streams {
-        let watchers = per_stream.min(args.watchers.saturating_sub(s * per_stream));
+    let visible = Progress::visible(global.json);
+    let key = random_value(args.key_size.max(1));
+
+    let creating = Progress::new(args.watcher_total(), "watch create", visible);
+    let mut creations = Vec::new();
+    for s in 0..args.streams {
+        let watchers = args.watchers_on_stream(s);
         if watchers == 0 {
-            break;
+            continue;
         }
-        created_total += watchers;
-        let (req_tx, req_rx) = mpsc::channel(watchers + 1);
-        for _ in 0..watchers {
-            let create = WatchCreateRequest {
-                key: KEY.into(),
+        let keys = vec![key.clone(); usize::try_from(watchers)?];
+        let channel = channels[(s % channels.len() as u64) as usize].clone();
+        let (progress, prev_kv) = (creating.clone(), args.prevkv);
+        creations.push(tokio::spawn(async move {
+            let mut unused = Recorder::new(Instant::now());
+            let stream = open_stream(channel, &keys, prev_kv, &mut unused, &progress).await;
+            stream.map(|stream| (stream, watchers))
+        }));
+    }
+    let mut streams = Vec::new();
+    for creation in creations {
+        streams.push(creation.await??);
+    }
+    creating.finish();
+
+    let started = Instant::now();
+    let sent = Arc::new(SendTimes::new(started, args.put_total));
+    let events_total = args.put_total * args.watcher_total();
+    let progress = Progress::new(events_total, "watch events", visible);
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    let mut receivers = Vec::new();
+    for (stream, watchers) in streams {
+        receivers.push(tokio::spawn(receive_events(
+            stream,
+            args.put_total * watchers,
+            sent.clone(),
+            Recorder::new(started),
+            progress.clone(),
+            cancel_rx.clone(),
+        )));
+    }
+    // One putting client, as etcd's tool has; only the events bar is drawn (`json` only
+    // decides the bar inside `drive`).
+    let put_global = Global {
+        clients: 1,
+        json: true,
+        ..global.clone()
+    };
+    let (put_sent, val_size) = (sent.clone(), args.val_size);
+    let put_channels = [channels[0].clone()];
+    let put = drive_one(
+        &put_global,
+        &put_channels,
+        args.put_total,
+        args.put_rate,
+        "put",
+        move |call| {
+            let request = PutRequest {
+                key: key.clone(),
+                value: numbered_value(call.number, val_size),
                 ..Default::default()
             };
-            req_tx
-                .send(WatchRequest {
-                    request_union: Some(RequestUnion::CreateRequest(create)),
-                })
-                .await?;
+            put_sent.mark(call.number);
+            async move { KvClient::new(call.channel).put(request).await.map(|_| ()) }
+        },
+    )
+    .await;
+    let events = collect(receivers, cancel_tx, global.request_timeout, started).await?;
+    progress.finish();
+    let parts = vec![
+        Part {
+            name: "put",
+            title: "Put summary".into(),
+            report: put,
+        },
+        Part {
+            name: "events",
+            title: "Watch events summary".into(),
+            report: events,
+        },
+    ];
+    Ok(Outcome {
+        command: "watch-latency",
+        parts,
+        headline: 1,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(streams: u64, watchers: Option<u64>) -> WatchLatencyArgs {
+        WatchLatencyArgs {
+            streams,
+            watchers_per_stream: 10,
+            watchers,
+            prevkv: false,
+            put_total: 1,
+            put_rate: 1,
+            key_size: 8,
+            val_size: 8,
         }
-        let mut client = WatchClient::new(channels[s % channels.len()].clone());
-        let mut responses = client
-            .watch(ReceiverStream::new(req_rx))
-            .await?
-            .into_inner();
-        // Wait for every created response before any put.
-        let mut created = 0;
-        while created < watchers {
-            let resp = responses
-                .message()
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("watch stream closed"))?;
-            created += usize::from(resp.created);
-        }
-        let sent = sent.clone();
-        let done_tx = done_tx.clone();
-        let events_wanted = args.put_total * watchers as u64;
-        tokio::spawn(async move {
-            let _keep_open = req_tx;
-            let mut recorder = Recorder::new(started);
-            let mut received = 0u64;
-            while received < events_wanted {
-                let Ok(Some(resp)) = responses.message().await else {
-                    break;
-                };
-                let now = Instant::now();
-                for event in resp.events {
-                    let number = event.kv.as_ref().and_then(|kv| kv.value.get(..8)).map(|b| {
-                        let mut bytes = [0u8; 8];
-                        bytes.copy_from_slice(b);
-                        u64::from_be_bytes(bytes)
-                    });
-                    let at = number.and_then(|n| sent.lock().expect("lock").get(&n).copied());
-                    match at {
-                        Some(at) => recorder.ok(now - at),
-                        None => recorder.error("event for an unknown put".into()),
-                    }
-                    received += 1;
-                }
-            }
-            let _ = done_tx.send(recorder).await;
-        });
     }
-    drop(done_tx);
-    let mut kv = KvClient::new(channels[0].clone());
-    let interval = Duration::from_secs_f64(1.0 / args.put_rate.max(1) as f64);
-    let mut next = Instant::now();
-    for number in 0..args.put_total {
-        tokio::time::sleep_until(next.into()).await;
-        next += interval;
-        let mut value = vec![0u8; args.val_size.max(8)];
-        value[..8].copy_from_slice(&number.to_be_bytes());
-        sent.lock().expect("lock").insert(number, Instant::now());
-        kv.put(PutRequest {
-            key: KEY.into(),
-            value: value.into(),
-            ..Default::default()
-        })
-        .await?;
+
+    #[test]
+    fn watchers_spread_evenly_over_streams() {
+        let a = args(3, Some(10));
+        let spread: Vec<u64> = (0..3).map(|s| a.watchers_on_stream(s)).collect();
+        assert_eq!(spread, vec![4, 3, 3]);
+        let a = args(10, Some(1));
+        assert_eq!((0..10).map(|s| a.watchers_on_stream(s)).sum::<u64>(), 1);
+        let a = args(4, None);
+        assert_eq!(a.watcher_total(), 40);
+        assert!((0..4).all(|s| a.watchers_on_stream(s) == 10));
     }
-    let mut recorders = Vec::new();
-    let wait = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(r) = done_rx.recv().await {
-            recorders.push(r);
-        }
-    });
-    if wait.await.is_err() {
-        anyhow::bail!("watchers did not receive all {expected_events} events within 60 s");
-    }
-    anyhow::ensure!(
-        created_total == args.watchers,
-        "created {created_total} watchers"
-    );
-    Ok(Report::merge(started.elapsed(), recorders))
 }
