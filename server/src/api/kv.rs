@@ -130,7 +130,15 @@ impl Kv for KvService {
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
         let req = request.into_inner();
-        match self.propose(Internal::Compaction(req)).await? {
+        let output = if req.physical {
+            self.node
+                .propose_physical_compaction(Internal::Compaction(req))
+                .await
+                .map_err(Status::from)?
+        } else {
+            self.propose(Internal::Compaction(req)).await?
+        };
+        match output {
             ApplyOutput::Compact(mut resp) => {
                 self.node.fill_header(&mut resp.header);
                 Ok(Response::new(resp))

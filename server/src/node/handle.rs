@@ -44,6 +44,25 @@ impl NodeHandle {
 
     /// Replicates `request` through Raft and returns what applying it gave.
     pub(crate) async fn propose(&self, request: internal_request::Request) -> ApplyResult {
+        self.propose_with(request, true).await
+    }
+
+    /// A physical compaction: the request deadline (etcd's ReqTimeout)
+    /// covers replication and apply only; the answer then waits for the
+    /// removal to finish, however long (the core answers every held
+    /// compaction, or fails it when it stops). The client's deadline applies.
+    pub(crate) async fn propose_physical_compaction(
+        &self,
+        request: internal_request::Request,
+    ) -> ApplyResult {
+        self.propose_with(request, false).await
+    }
+
+    async fn propose_with(
+        &self,
+        request: internal_request::Request,
+        answer_deadline: bool,
+    ) -> ApplyResult {
         let id = self.ids.next();
         let data = InternalRequest {
             header: Some(RequestHeader {
@@ -63,7 +82,28 @@ impl NodeHandle {
             data: Bytes::from(data),
             reply,
         };
-        self.send(request, answer).await?
+        if answer_deadline {
+            self.send(request, answer).await?
+        } else {
+            self.send_then_wait(request, answer).await?
+        }
+    }
+
+    /// Like `send`, but only the hand-over to the core has a deadline.
+    async fn send_then_wait<T>(
+        &self,
+        request: CoreRequest,
+        answer: oneshot::Receiver<T>,
+    ) -> Result<T, ApiError> {
+        if self.shared.is_stopped() {
+            return Err(ApiError::Stopped);
+        }
+        match tokio::time::timeout(self.request_timeout, self.inbox.send_async(request)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(ApiError::Stopped),
+            Err(_) => return Err(ApiError::Timeout),
+        }
+        answer.await.map_err(|_| ApiError::Stopped)
     }
 
     /// A fresh id for a lease the client did not name (etcd: positive ids

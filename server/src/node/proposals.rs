@@ -90,7 +90,17 @@ impl Proposals {
     /// Fails every proposal whose client deadline has passed (its entry may
     /// still be applied later; nobody will be told).
     pub(crate) fn expire(&mut self, now: Instant) {
-        self.in_flight.retain(|_, w| w.deadline > now);
+        let expired: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, w)| w.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(w) = self.in_flight.remove(&id) {
+                let _ = w.reply.send(Err(ApiError::Timeout));
+            }
+        }
         let mut kept = VecDeque::with_capacity(self.without_leader.len());
         for p in self.without_leader.drain(..) {
             if p.deadline > now {
