@@ -1,6 +1,7 @@
 //! append + fdatasync at batch sizes 1, 8, 64 and 256 entries of 256 B, for StdDisk and
 //! GlommioDisk, into preallocated 64 MiB segments in a temporary directory (the default
-//! options). Bounded: 10 samples, ~2 s of measurement per case.
+//! options); and, StdDisk only, preallocated against growing segments (docs/tuning.md).
+//! Bounded: 10 samples, ~2 s of measurement per case.
 //!
 //! `cargo bench -p keel-wal --bench append` (use your own CARGO_TARGET_DIR).
 
@@ -19,9 +20,18 @@ const GLOMMIO_IO_MEMORY_BYTES: usize = 2 << 20;
 
 /// Opens a fresh WAL in `dir` and times `iters` batches of `batch_size` entries.
 async fn append_batches<D: Disk>(disk: D, dir: &Path, batch_size: usize, iters: u64) -> Duration {
-    let (mut wal, _) = Wal::open(disk, dir, WalOptions::default(), 0)
-        .await
-        .expect("open");
+    append_batches_with(disk, WalOptions::default(), dir, batch_size, iters).await
+}
+
+/// [`append_batches`] with explicit options.
+async fn append_batches_with<D: Disk>(
+    disk: D,
+    options: WalOptions,
+    dir: &Path,
+    batch_size: usize,
+    iters: u64,
+) -> Duration {
+    let (mut wal, _) = Wal::open(disk, dir, options, 0).await.expect("open");
     let data = Bytes::from(vec![0x5Au8; ENTRY_DATA_BYTES]);
     let mut batch: Vec<WalEntry> = (0..batch_size)
         .map(|_| WalEntry {
@@ -79,5 +89,39 @@ fn bench_append(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_append);
+/// Segment preallocation (docs/tuning.md): the same appends into segments
+/// `fallocate`d when created (the default) and into segments that grow with
+/// every append. The server always preallocates; this is how to see the effect.
+/// StdDisk only.
+fn bench_preallocate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("append_sync_std_preallocation");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    for batch_size in [1, 64] {
+        group.throughput(Throughput::Elements(batch_size as u64));
+        for (name, preallocate) in [("preallocated", true), ("growing", false)] {
+            let options = WalOptions {
+                preallocate,
+                ..WalOptions::default()
+            };
+            group.bench_function(BenchmarkId::new(name, batch_size), |b| {
+                b.iter_custom(|iters| {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let path = dir.path().join("wal");
+                    futures::executor::block_on(append_batches_with(
+                        StdDisk,
+                        options.clone(),
+                        &path,
+                        batch_size,
+                        iters,
+                    ))
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_append, bench_preallocate);
 criterion_main!(benches);
