@@ -381,19 +381,7 @@ fn serializable_count(endpoint: &str, prefix: &str) -> u64 {
 }
 
 fn hash_kv_at(endpoint: &str, revision: u64) -> Option<u64> {
-    let out = etcdctl(
-        endpoint,
-        &[
-            "endpoint",
-            "hashkv",
-            "-w",
-            "json",
-            &format!("--rev={revision}"),
-        ],
-    );
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .ok()
-        .and_then(|v| v[0]["HashKV"]["hash"].as_u64())
+    common::hash_kv(endpoint, revision).and_then(|v| v["hash"].as_u64())
 }
 
 // Guards store snapshots between members: a follower that was down while

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{err, etcdctl, json, ok, wal_segments, Cluster, Keel};
+use common::{endpoint_status, err, etcdctl, eventually, hash_kv, ok, wal_segments, Cluster, Keel};
 use etcd_client::GetOptions;
 
 /// The number after `name=` in the last log line that has it.
@@ -26,33 +26,16 @@ fn last_logged_number(log: &str, name: &str) -> Option<u64> {
     })
 }
 
-fn status(endpoint: &str) -> serde_json::Value {
-    let out = ok(etcdctl(endpoint, &["endpoint", "status", "-w", "json"]));
-    json(&out)[0]["Status"].clone()
-}
-
 fn db_size_bytes(endpoint: &str) -> u64 {
-    status(endpoint)["dbSize"].as_u64().expect("dbSize")
+    endpoint_status(endpoint)["dbSize"]
+        .as_u64()
+        .expect("dbSize")
 }
 
 fn member_id(endpoint: &str) -> u64 {
-    status(endpoint)["header"]["member_id"]
+    endpoint_status(endpoint)["header"]["member_id"]
         .as_u64()
         .expect("member_id")
-}
-
-/// Polls `check` every 50 ms until it holds or `deadline` passed.
-fn eventually(deadline: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + deadline;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() > end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 // Guards point 2 of the page-file issue: a restart opens the store at its
@@ -169,7 +152,7 @@ fn quota_raises_nospace_and_disarm_after_defrag_recovers() {
     let alarm_line = format!("memberID:{id} alarm:NOSPACE");
     let alarms = ok(etcdctl(&endpoint, &["alarm", "list"]));
     assert!(alarms.contains(&alarm_line), "{alarms}");
-    let errors = status(&endpoint)["errors"].to_string();
+    let errors = endpoint_status(&endpoint)["errors"].to_string();
     assert!(errors.contains(&alarm_line), "{errors}");
     // Still refused, also after a restart: the alarm is part of the state.
     keel.stop();
@@ -184,7 +167,7 @@ fn quota_raises_nospace_and_disarm_after_defrag_recovers() {
     );
     let deleted = ok(etcdctl(&endpoint, &["del", "k", "--prefix"]));
     assert_eq!(deleted.trim(), written.to_string());
-    let revision = status(&endpoint)["header"]["revision"]
+    let revision = endpoint_status(&endpoint)["header"]["revision"]
         .as_u64()
         .expect("revision");
     ok(etcdctl(
@@ -202,9 +185,9 @@ fn quota_raises_nospace_and_disarm_after_defrag_recovers() {
     assert_eq!(ok(etcdctl(&endpoint, &["alarm", "list"])).trim(), "");
     assert_eq!(ok(etcdctl(&endpoint, &["put", "after", "ok"])).trim(), "OK");
     assert!(
-        status(&endpoint)["errors"].is_null(),
+        endpoint_status(&endpoint)["errors"].is_null(),
         "{}",
-        status(&endpoint)
+        endpoint_status(&endpoint)
     );
 }
 
@@ -311,13 +294,7 @@ fn hashkv_is_stable_and_checks_revisions() {
             &["put", &format!("h{}", i % 7), &format!("{i}")],
         ));
     }
-    let hashkv = |rev: u64| {
-        let out = ok(etcdctl(
-            &endpoint,
-            &["endpoint", "hashkv", "-w", "json", &format!("--rev={rev}")],
-        ));
-        json(&out)[0]["HashKV"].clone()
-    };
+    let hashkv = |rev: u64| hash_kv(&endpoint, rev).expect("hashkv");
     let at_20 = hashkv(20);
     let now = hashkv(0);
     assert_eq!(at_20["compact_revision"].as_i64(), Some(-1));
@@ -361,7 +338,7 @@ fn hashkv_agrees_across_members() {
         }
     });
     ok(etcdctl(&endpoints[0], &["compact", "50"]));
-    let revision = status(&endpoints[0])["header"]["revision"]
+    let revision = endpoint_status(&endpoints[0])["header"]["revision"]
         .as_u64()
         .expect("revision");
     let mut hashes = Vec::new();
@@ -369,21 +346,8 @@ fn hashkv_agrees_across_members() {
         // A follower may still be applying: poll until it reached the revision.
         let mut answer = None;
         let reached = eventually(Duration::from_secs(20), || {
-            let out = etcdctl(
-                endpoint,
-                &[
-                    "endpoint",
-                    "hashkv",
-                    "-w",
-                    "json",
-                    &format!("--rev={revision}"),
-                ],
-            );
-            if !out.status.success() {
-                return false;
-            }
-            answer = Some(json(&String::from_utf8_lossy(&out.stdout))[0]["HashKV"].clone());
-            true
+            answer = hash_kv(endpoint, revision);
+            answer.is_some()
         });
         assert!(
             reached,

@@ -345,16 +345,22 @@ impl Core {
         if let Some(soft) = &ready.soft_state {
             self.on_soft_state(soft.leader_id.map_or(0, |l| l.0), soft.role);
         }
-        // Snapshot messages carry a store export, sent on their own stream.
-        let (snapshots, messages): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.messages)
-            .into_iter()
-            .partition(|m| m.kind == keel_raft::MessageKind::Snapshot);
-        if !snapshots.is_empty() {
+        // Snapshot messages carry a store export, sent on their own stream
+        // (checked first: no extra allocation on the common path).
+        if ready
+            .messages
+            .iter()
+            .any(|m| m.kind == keel_raft::MessageKind::Snapshot)
+        {
+            let (snapshots, messages): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.messages)
+                .into_iter()
+                .partition(|m| m.kind == keel_raft::MessageKind::Snapshot);
+            ready.messages = messages;
             self.send_snapshots(snapshots);
         }
         // A leader may send before its own fsync; it counts itself in the
         // quorum only once this Ready is persisted (on_persisted below).
-        self.transport.send(&messages);
+        self.transport.send(&ready.messages);
         if let Some(snapshot) = &ready.snapshot {
             self.install_snapshot(snapshot).await?;
         }

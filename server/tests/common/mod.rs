@@ -505,3 +505,36 @@ impl Keel {
         keel
     }
 }
+
+/// `etcdctl endpoint status -w json`'s Status object of one endpoint.
+pub fn endpoint_status(endpoint: &str) -> serde_json::Value {
+    let out = ok(etcdctl(endpoint, &["endpoint", "status", "-w", "json"]));
+    json(&out)[0]["Status"].clone()
+}
+
+/// `etcdctl endpoint hashkv --rev=REV -w json`'s HashKV object (`rev` 0: the
+/// current revision), or None when the call fails (e.g. not applied yet).
+pub fn hash_kv(endpoint: &str, revision: u64) -> Option<serde_json::Value> {
+    let rev = format!("--rev={revision}");
+    let out = etcdctl(endpoint, &["endpoint", "hashkv", "-w", "json", &rev]);
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .map(|v| v[0]["HashKV"].clone())
+}
+
+/// Polls `check` every 50 ms until it holds (true) or `deadline` passed.
+pub fn eventually(deadline: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
