@@ -1,6 +1,6 @@
 //! The bench speaks only etcd's public v3 API: it compiles the same proto
-//! files as the server (client side only), so it measures etcd and keel with
-//! the same code.
+//! files as the server, so it measures etcd and keel with the same code. The
+//! server stubs are for `keel-noop-server` only, the no-op baseline.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
@@ -14,7 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(protos, ["../server/proto"])?;
     tonic_prost_build::configure()
         .bytes(".")
-        .build_server(false)
+        // Server stubs too: `keel-noop-server` (the no-op baseline) implements KV.
+        .build_server(true)
         .compile_fds(descriptors)?;
     Ok(())
 }

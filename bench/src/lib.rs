@@ -32,6 +32,7 @@
 
 mod cli;
 mod client;
+pub mod noop;
 mod plot;
 mod progress;
 mod proto;
