@@ -355,7 +355,10 @@ impl Db {
             file: Arc::clone(&self.file),
             path: self.path.to_path_buf(),
             txn,
-            writes: coalesce(writes, self.layout.page_size_bytes),
+            // Sorted and merged by run(), on the checkpoint's own thread: the writer's
+            // thread only encodes.
+            writes,
+            page_size_bytes: self.layout.page_size_bytes,
             grow_to_bytes,
             meta_bytes: meta.encode(),
             meta_offset_bytes: meta.slot().offset_bytes(self.layout.page_size_bytes),
@@ -496,20 +499,35 @@ impl Db {
 }
 
 /// Sorts page writes and merges contiguous ones into writes of up to [`WRITE_BYTES_MAX`].
+/// Each merged write is allocated once, at its final size (growing it page by page made
+/// the allocator fault in fresh memory for every doubling).
 fn coalesce(mut writes: Vec<PageWrite>, page_size_bytes: usize) -> Vec<(u64, Vec<u8>)> {
     writes.sort_unstable_by_key(|w| w.first);
     let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
-    for write in writes {
-        let offset = write.first.offset_bytes(page_size_bytes);
-        match out.last_mut() {
-            Some((last_offset, bytes))
-                if *last_offset + bytes.len() as u64 == offset
-                    && bytes.len() + write.bytes.len() <= WRITE_BYTES_MAX =>
-            {
+    let mut first = 0;
+    while first < writes.len() {
+        let offset = writes[first].first.offset_bytes(page_size_bytes);
+        let mut len = writes[first].bytes.len();
+        let mut end = first + 1;
+        while let Some(next) = writes.get(end) {
+            let contiguous = next.first.offset_bytes(page_size_bytes) == offset + len as u64;
+            if !contiguous || len + next.bytes.len() > WRITE_BYTES_MAX {
+                break;
+            }
+            len += next.bytes.len();
+            end += 1;
+        }
+        let bytes = if end == first + 1 {
+            std::mem::take(&mut writes[first].bytes)
+        } else {
+            let mut bytes = Vec::with_capacity(len);
+            for write in &writes[first..end] {
                 bytes.extend_from_slice(&write.bytes);
             }
-            _ => out.push((offset, write.bytes)),
-        }
+            bytes
+        };
+        out.push((offset, bytes));
+        first = end;
     }
     out
 }
@@ -619,8 +637,9 @@ pub struct CheckpointJob {
     file: Arc<dyn PageFile>,
     path: PathBuf,
     txn: TxnId,
-    /// (offset, bytes), sorted, coalesced.
-    writes: Vec<(u64, Vec<u8>)>,
+    /// The encoded pages, in no order; run() sorts and coalesces them.
+    writes: Vec<PageWrite>,
+    page_size_bytes: usize,
     grow_to_bytes: Option<u64>,
     meta_bytes: Vec<u8>,
     meta_offset_bytes: u64,
@@ -699,7 +718,8 @@ impl CheckpointJob {
             self.file.set_len(len).map_err(&fail)?;
         }
         let mut bytes_written = 0u64;
-        for (offset, bytes) in &self.writes {
+        let writes = coalesce(std::mem::take(&mut self.writes), self.page_size_bytes);
+        for (offset, bytes) in &writes {
             self.file.write_at(*offset, bytes).map_err(&fail)?;
             bytes_written += bytes.len() as u64;
         }
@@ -722,5 +742,40 @@ impl CheckpointJob {
         }
         self.stats.bytes_written = bytes_written;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(id: u64, pages: usize, fill: u8) -> PageWrite {
+        PageWrite {
+            first: PageId(id),
+            bytes: vec![fill; pages * 4096],
+        }
+    }
+
+    #[test]
+    fn coalesce_merges_contiguous_pages_in_order_and_splits_at_gaps_and_the_size_cap() {
+        let cap_pages = WRITE_BYTES_MAX / 4096;
+        // Out of order: 7 (2 pages) follows 5..7; 10 stands alone after a gap; then a run
+        // of cap_pages + 1 single pages from 20, which must split after cap_pages.
+        let mut writes = vec![page(10, 1, 10), page(7, 2, 7), page(5, 1, 5), page(6, 1, 6)];
+        writes.extend((0..=cap_pages as u64).map(|i| page(20 + i, 1, (i % 251) as u8)));
+        let out = coalesce(writes, 4096);
+        assert_eq!(out.len(), 4, "5..9, 10, 20..20+cap, the page after the cap");
+        assert_eq!(out[0].0, 5 * 4096);
+        let expected: Vec<u8> = [5u8, 6, 7, 7]
+            .iter()
+            .flat_map(|&fill| vec![fill; 4096])
+            .collect();
+        assert_eq!(out[0].1, expected);
+        assert_eq!((out[1].0, out[1].1.len()), (10 * 4096, 4096));
+        assert_eq!((out[2].0, out[2].1.len()), (20 * 4096, WRITE_BYTES_MAX));
+        assert_eq!(out[2].1.capacity(), WRITE_BYTES_MAX, "allocated once");
+        assert_eq!(out[2].1[4096 * 3], 3);
+        assert_eq!(out[3].0, (20 + cap_pages as u64) * 4096);
+        assert_eq!(out[3].1, vec![(cap_pages % 251) as u8; 4096]);
     }
 }
