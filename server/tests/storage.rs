@@ -124,6 +124,57 @@ async fn wal_segments_behind_a_checkpoint_are_released() {
     }
 }
 
+// Guards the storage-profile flags: --wal-segment-size-bytes rolls segments
+// at the given size, --wal-preallocate=false leaves the live segment at the
+// length written (no fallocate), and a restart reads the small segments back.
+#[tokio::test]
+async fn wal_segment_size_and_preallocation_flags_shape_the_wal() {
+    let segment_bytes: u64 = 256 * 1024;
+    let mut keel = Keel::start(&[
+        "--wal-segment-size-bytes=262144",
+        "--wal-preallocate=false",
+        // No checkpoint releases segments while the test counts them.
+        "--backend-batch-limit=1000000",
+        "--backend-batch-interval=1h",
+    ]);
+    let mut c = keel.client().await;
+    let value = vec![b'w'; 16 * 1024];
+    // 64 x 16 KiB = 1 MiB of entries: at least 4 segments of 256 KiB.
+    let mut revisions = Vec::new();
+    for i in 0..64 {
+        let put = c
+            .put(format!("seg{i:02}"), value.clone(), None)
+            .await
+            .expect("put");
+        revisions.push(put.header().expect("header").revision());
+    }
+    let segments = wal_segments(&keel.wal_dir());
+    assert!(segments.len() >= 4, "segments: {segments:?}");
+    for segment in &segments[..segments.len() - 1] {
+        let len = std::fs::metadata(segment).expect("segment").len();
+        assert!(
+            len <= segment_bytes + value.len() as u64 + 4096,
+            "{} is {len} bytes, rolled too late",
+            segment.display()
+        );
+    }
+    let live = segments.last().expect("a live segment");
+    let live_len = std::fs::metadata(live).expect("live segment").len();
+    assert!(
+        live_len < segment_bytes,
+        "the live segment {} is {live_len} bytes: preallocated despite --wal-preallocate=false",
+        live.display()
+    );
+    drop(c);
+    keel.kill9();
+    keel.restart();
+    let mut c = keel.client().await;
+    for (i, revision) in revisions.iter().enumerate() {
+        let got = c.get(format!("seg{i:02}"), None).await.expect("get");
+        assert_eq!(got.kvs()[0].mod_revision(), *revision, "seg{i:02}");
+    }
+}
+
 // Guards point 6: past --quota-backend-bytes writes fail with etcd's error,
 // the NOSPACE alarm is raised (and survives a restart), reads and deletes go
 // on, and after compaction, defragmentation and `etcdctl alarm disarm` writes

@@ -174,6 +174,8 @@ pub(crate) const FLAGS: &[FlagSpec] = &[
     f("config-file", Text, "", "Path to the server configuration file.", NotYet("configuration files are not read yet; pass flags or ETCD_* variables")),
     // keel's own
     f("storage-io", Text, "glommio", "keel: storage I/O backend for the WAL: 'glommio' (O_DIRECT, io_uring) or 'std' (pwrite + fdatasync).", Acted),
+    f("wal-segment-size-bytes", Uint, "67108864", "keel: target size of a WAL segment file (etcd's is fixed at 64 MiB); a multiple of 4096, at least 8192.", Acted),
+    f("wal-preallocate", Bool, "true", "keel: allocate each new WAL segment to its full size when it is created (appends then do not grow the file).", Acted),
     // Flags etcd 3.4 accepts and ignores (etcd 0.4 names).
     f("cluster-active-size", Text, "", "", EtcdIgnored),
     f("cluster-remove-delay", Text, "", "", EtcdIgnored),

@@ -120,6 +120,10 @@ pub struct Config {
     pub watch_progress_notify_interval: Duration,
     /// keel's `--storage-io`.
     pub storage_io: StorageIo,
+    /// keel's `--wal-segment-size-bytes`.
+    pub wal_segment_size_bytes: u64,
+    /// keel's `--wal-preallocate`.
+    pub wal_preallocate: bool,
     /// Startup warnings: flags accepted but not acted on, ignored names,
     /// unknown `ETCD_*` variables.
     pub warnings: Vec<String>,
@@ -277,6 +281,8 @@ impl Config {
                 "experimental-watch-progress-notify-interval",
             )?,
             storage_io: storage_io(&v)?,
+            wal_segment_size_bytes: wal_segment_size_bytes(&v)?,
+            wal_preallocate: v.bool("wal-preallocate")?,
             warnings: not_acted_warnings(raw),
             name,
         };
@@ -483,6 +489,21 @@ fn log_outputs(v: &Values<'_>) -> Result<Vec<LogOutput>, ConfigError> {
     Ok(outputs)
 }
 
+/// A segment holds its header and at least one 4 KiB block, in whole blocks (keel-wal's
+/// rule, checked here so that a bad value fails at startup with the flag's name).
+fn wal_segment_size_bytes(v: &Values<'_>) -> Result<u64, ConfigError> {
+    let size = v.u64("wal-segment-size-bytes")?;
+    if size < 8192 || !size.is_multiple_of(4096) {
+        let (text, src) = v.text("wal-segment-size-bytes");
+        return Err(value_error(
+            &src,
+            &text,
+            "must be a multiple of 4096 and at least 8192",
+        ));
+    }
+    Ok(size)
+}
+
 fn storage_io(v: &Values<'_>) -> Result<StorageIo, ConfigError> {
     let (text, src) = v.text("storage-io");
     match text.as_str() {
@@ -657,5 +678,24 @@ mod tests {
             parse(&["--backend-batch-limit=7", "--backend-batch-interval=2s"]).expect("given");
         assert_eq!(config.backend_batch_limit, 7);
         assert_eq!(config.backend_batch_interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn wal_flags_default_to_etcds_segment_size_preallocated_and_refuse_bad_sizes() {
+        let config = parse(&[]).expect("defaults");
+        assert_eq!(config.wal_segment_size_bytes, 64 << 20);
+        assert!(config.wal_preallocate);
+        let config =
+            parse(&["--wal-segment-size-bytes=65536", "--wal-preallocate=false"]).expect("given");
+        assert_eq!(config.wal_segment_size_bytes, 65536);
+        assert!(!config.wal_preallocate);
+        for bad in ["4096", "10000", "-1", "big"] {
+            let error = parse(&[&format!("--wal-segment-size-bytes={bad}")])
+                .expect_err("not a segment size");
+            assert!(
+                error.to_string().contains("wal-segment-size-bytes"),
+                "{error}"
+            );
+        }
     }
 }

@@ -5,10 +5,10 @@
 //!    defragmentation runs), then drain the inbox (bounded);
 //! 2. hand proposals to Raft, start one read-index round for the new reads;
 //! 3. for every Ready: send the messages that may go before persisting,
-//!    persist entries + hard state in the WAL (one write, one fdatasync),
-//!    append them to Raft's log storage, report them persisted, send the
-//!    rest, apply committed entries, publish the new read view, then answer
-//!    the waiting clients;
+//!    apply the committed entries (durable here already), publish the new
+//!    read view and answer their clients, then persist the new entries +
+//!    hard state in the WAL (one write, one fdatasync), append them to
+//!    Raft's log storage, report them persisted and send the rest;
 //! 4. storage work: one compaction and one defragmentation step, a
 //!    checkpoint when due, the space quota, WAL release behind checkpoints.
 
@@ -364,6 +364,14 @@ impl Core {
         if let Some(snapshot) = &ready.snapshot {
             self.install_snapshot(snapshot).await?;
         }
+        // Raft hands out only committed entries that earlier Readies made
+        // durable here, so they are applied (and their clients answered)
+        // before this Ready's own write and fdatasync, not after: a batch's
+        // answers never wait for the next batch's fsync.
+        let committed = std::mem::take(&mut ready.committed_entries);
+        if !committed.is_empty() {
+            self.apply(committed)?;
+        }
         if let Some(hard_state) = &ready.hard_state {
             self.unsaved_state = Some(*hard_state);
         }
@@ -392,9 +400,6 @@ impl Core {
                 self.reads
                     .confirmed(u64::from_be_bytes(ctx), read_state.index.0);
             }
-        }
-        if !ready.committed_entries.is_empty() {
-            self.apply(ready.committed_entries)?;
         }
         self.reads.release(self.applied_index);
         let status = self.raw.status();

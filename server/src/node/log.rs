@@ -8,9 +8,7 @@
 use std::path::Path;
 
 use keel_raft::{Entry, EntryKind, HardState, LogIndex, NodeId, Term};
-use keel_wal::{
-    GlommioDisk, Recovered, StdDisk, SyncMode, Wal, WalEntry, WalError, WalOptions, WalState,
-};
+use keel_wal::{GlommioDisk, Recovered, StdDisk, Wal, WalEntry, WalError, WalOptions, WalState};
 
 use crate::config::StorageIo;
 
@@ -28,17 +26,9 @@ impl WalBackend {
     pub(crate) async fn open(
         io: StorageIo,
         dir: &Path,
-        no_fsync: bool,
+        options: WalOptions,
         replay_from: u64,
     ) -> Result<(Self, Recovered), WalError> {
-        let options = WalOptions {
-            sync_mode: if no_fsync {
-                SyncMode::None
-            } else {
-                SyncMode::Fdatasync
-            },
-            ..WalOptions::default()
-        };
         match io {
             StorageIo::Glommio => {
                 let (wal, recovered) = Wal::open(GlommioDisk, dir, options, replay_from).await?;

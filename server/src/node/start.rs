@@ -195,7 +195,15 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<RunningNode> {
     let boot = CoreBoot {
         io: config.storage_io,
         wal_dir,
-        no_fsync: config.unsafe_no_fsync,
+        wal_options: keel_wal::WalOptions {
+            segment_size_bytes: config.wal_segment_size_bytes,
+            preallocate: config.wal_preallocate,
+            sync_mode: if config.unsafe_no_fsync {
+                keel_wal::SyncMode::None
+            } else {
+                keel_wal::SyncMode::Fdatasync
+            },
+        },
         raft_config,
         applier,
         checkpoint,
@@ -495,7 +503,7 @@ fn raft_config(config: &Config, member_id: u64) -> anyhow::Result<RaftConfig> {
 struct CoreBoot {
     io: StorageIo,
     wal_dir: std::path::PathBuf,
-    no_fsync: bool,
+    wal_options: keel_wal::WalOptions,
     raft_config: RaftConfig,
     applier: Applier,
     /// The store's last checkpoint: the log is replayed after it.
@@ -587,10 +595,14 @@ async fn boot_core(mut boot: CoreBoot) -> Result<Core, String> {
     let checkpoint = &boot.checkpoint;
     // Raft's log starts after the store's checkpoint (a member that needs
     // older entries is sent a store snapshot).
-    let (wal, recovered) =
-        WalBackend::open(boot.io, &boot.wal_dir, boot.no_fsync, checkpoint.index + 1)
-            .await
-            .map_err(|e| format!("opening the WAL in {}: {e}", boot.wal_dir.display()))?;
+    let (wal, recovered) = WalBackend::open(
+        boot.io,
+        &boot.wal_dir,
+        boot.wal_options.clone(),
+        checkpoint.index + 1,
+    )
+    .await
+    .map_err(|e| format!("opening the WAL in {}: {e}", boot.wal_dir.display()))?;
     if let Some(torn) = &recovered.torn_tail {
         tracing::warn!(
             segment = %torn.segment.display(),
