@@ -23,6 +23,10 @@
 #                extra flags for every member of one side (e.g. --keel-flags
 #                "--storage-io std" or "--unsafe-no-fsync"), for the measurements in
 #                docs/tuning.md.
+# Besides req/s and latency, every row shows the CPU time (user + system) per request that the
+# etcd members, the keel members and keel-bench itself used during the test: on this box the
+# client and the servers share two cores, so these say where a ratio comes from (the client's
+# figure includes its start-up: connecting, allocating histograms; small at the default --total).
 # Bounded: every test is a bounded keel-bench run (--total requests, each with a 10 s
 # timeout); members are killed on exit.
 set -euo pipefail
@@ -115,7 +119,9 @@ start_cluster() {
 }
 
 start_cluster etcd etcd "$ETCD_FLAGS"; ETCD_ENDPOINTS=$ENDPOINTS; ETCD_FIRST=$FIRST
+ETCD_PIDS="${PIDS[*]}"
 start_cluster keel "$KEEL" "$KEEL_FLAGS"; KEEL_ENDPOINTS=$ENDPOINTS; KEEL_FIRST=$FIRST
+KEEL_PIDS="${PIDS[*]:$MEMBERS}"
 for first in "$ETCD_FIRST" "$KEEL_FIRST"; do
   ETCDCTL_API=3 etcdctl --endpoints "$first" put bench-range-key "$(head -c "$VAL_SIZE" /dev/zero | tr '\0' v)" >/dev/null
 done
@@ -147,13 +153,35 @@ test_args() {
   esac
 }
 
-# measure SYSTEM ENDPOINTS TEST RUN -> "req/s p50_ms p99_ms errors" of the test's headline
+# measure SYSTEM ENDPOINTS TEST RUN -> "req/s p50_ms p99_ms errors server_us client_us" of the
+# test's headline; server_us and client_us are CPU time (user + system) per request of the
+# members (all of them, from /proc/PID/stat around the run) and of keel-bench (its rusage).
 measure() {
-  local system=$1 endpoints=$2 test=$3 run=$4 plot=()
+  local system=$1 endpoints=$2 test=$3 run=$4 plot=() pids
+  if [ "$system" = etcd ]; then pids=$ETCD_PIDS; else pids=$KEEL_PIDS; fi
   if [ -n "$PLOT_DIR" ]; then plot=(--plot "$PLOT_DIR/m$MEMBERS-$test-$system-run$run.png"); fi
   # shellcheck disable=SC2046 # test_args is split into words on purpose
-  "$BENCH" --endpoints "$endpoints" --json "${plot[@]}" $(test_args "$test") |
-    python3 -c 'import json,sys; r=json.load(sys.stdin); p=r["percentiles_secs"]; print("%.0f %.3f %.3f %d" % (r["requests_per_sec"], p["p50"]*1e3, p["p99"]*1e3, r["errors"]))'
+  python3 - "$pids" "$BENCH" --endpoints "$endpoints" --json "${plot[@]}" $(test_args "$test") <<'PY'
+import json, os, resource, subprocess, sys
+pids = sys.argv[1].split()
+tick = os.sysconf("SC_CLK_TCK")
+def server_cpu():
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+before = server_cpu()
+out = subprocess.run(sys.argv[2:], stdout=subprocess.PIPE, check=True).stdout
+server = server_cpu() - before
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+r = json.loads(out)
+p = r["percentiles_secs"]
+n = max(r["requests"], 1)
+print("%.0f %.3f %.3f %d %.1f %.1f" % (r["requests_per_sec"], p["p50"] * 1e3, p["p99"] * 1e3,
+      r["errors"], server / n * 1e6, (usage.ru_utime + usage.ru_stime) / n * 1e6))
+PY
 }
 
 ratio() {
@@ -176,18 +204,18 @@ for run in $(seq 1 "$RUNS"); do
   echo
   echo "## run $run of $RUNS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   echo
-  echo "| test | etcd req/s | etcd p50 ms | etcd p99 ms | keel req/s | keel p50 ms | keel p99 ms | req/s keel/etcd | p99 keel/etcd |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| test | etcd req/s | etcd p50 ms | etcd p99 ms | keel req/s | keel p50 ms | keel p99 ms | req/s keel/etcd | p99 keel/etcd | CPU µs/req etcd / keel / client (etcd, keel runs) |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
   for t in $TESTS; do
     test_args "$t" >/dev/null
     # A failed run (keel-bench exits non-zero) is shown as "-" and "failed"; the rest goes on.
-    e_out=$(measure etcd "$ETCD_ENDPOINTS" "$t" "$run") || e_out="- - - failed"
-    k_out=$(measure keel "$KEEL_ENDPOINTS" "$t" "$run") || k_out="- - - failed"
-    read -r e_rps e_p50 e_p99 e_err <<<"$e_out"
-    read -r k_rps k_p50 k_p99 k_err <<<"$k_out"
+    e_out=$(measure etcd "$ETCD_ENDPOINTS" "$t" "$run") || e_out="- - - failed - -"
+    k_out=$(measure keel "$KEEL_ENDPOINTS" "$t" "$run") || k_out="- - - failed - -"
+    read -r e_rps e_p50 e_p99 e_err e_cpu e_client <<<"$e_out"
+    read -r k_rps k_p50 k_p99 k_err k_cpu k_client <<<"$k_out"
     note=""
     [ "$e_err" = 0 ] && [ "$k_err" = 0 ] || note=" (errors: etcd $e_err, keel $k_err)"
-    echo "| $t$note | $e_rps | $e_p50 | $e_p99 | $k_rps | $k_p50 | $k_p99 | $(ratio "$k_rps" "$e_rps") | $(ratio "$k_p99" "$e_p99") |"
+    echo "| $t$note | $e_rps | $e_p50 | $e_p99 | $k_rps | $k_p50 | $k_p99 | $(ratio "$k_rps" "$e_rps") | $(ratio "$k_p99" "$e_p99") | $e_cpu / $k_cpu / $e_client, $k_client |"
   done
 done
 echo
