@@ -175,6 +175,38 @@ async fn wal_segment_size_and_preallocation_flags_shape_the_wal() {
     }
 }
 
+// Guards the WAL batch flags: with --wal-batch-interval a lone put waits the
+// interval for company before it is written (so it cannot answer sooner), and
+// with --wal-batch-limit=1 concurrent puts still all succeed, one revision each.
+#[tokio::test]
+async fn wal_batch_interval_holds_a_batch_open_and_a_limit_of_one_still_serves_everyone() {
+    let keel = Keel::start(&["--wal-batch-interval=300ms"]);
+    let mut c = keel.client().await;
+    c.put("warm", "up", None).await.expect("put");
+    let started = std::time::Instant::now();
+    c.put("lone", "put", None).await.expect("put");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300),
+        "a lone put answered after {took:?}, before the 300ms batch interval"
+    );
+    drop(c);
+    drop(keel);
+
+    let keel = Keel::start(&["--wal-batch-limit=1"]);
+    let c = keel.client().await;
+    let puts = (0..32).map(|i| {
+        let mut c = c.clone();
+        async move {
+            let put = c.put(format!("k{i:02}"), "v", None).await.expect("put");
+            put.header().expect("header").revision()
+        }
+    });
+    let mut revisions = futures::future::join_all(puts).await;
+    revisions.sort_unstable();
+    assert_eq!(revisions, (2..34).collect::<Vec<i64>>());
+}
+
 // Guards point 6: past --quota-backend-bytes writes fail with etcd's error,
 // the NOSPACE alarm is raised (and survives a restart), reads and deletes go
 // on, and after compaction, defragmentation and `etcdctl alarm disarm` writes

@@ -124,6 +124,10 @@ pub struct Config {
     pub wal_segment_size_bytes: u64,
     /// keel's `--wal-preallocate`.
     pub wal_preallocate: bool,
+    /// keel's `--wal-batch-limit`: most requests in one Raft batch (>= 1).
+    pub wal_batch_limit: usize,
+    /// keel's `--wal-batch-interval`: extra gathering time for a batch.
+    pub wal_batch_interval: Duration,
     /// Startup warnings: flags accepted but not acted on, ignored names,
     /// unknown `ETCD_*` variables.
     pub warnings: Vec<String>,
@@ -283,6 +287,8 @@ impl Config {
             storage_io: storage_io(&v)?,
             wal_segment_size_bytes: wal_segment_size_bytes(&v)?,
             wal_preallocate: v.bool("wal-preallocate")?,
+            wal_batch_limit: wal_batch_limit(&v)?,
+            wal_batch_interval: wal_batch_interval(&v)?,
             warnings: not_acted_warnings(raw),
             name,
         };
@@ -504,6 +510,32 @@ fn wal_segment_size_bytes(v: &Values<'_>) -> Result<u64, ConfigError> {
     Ok(size)
 }
 
+/// At least one request per batch, at most what the core's inbox holds.
+fn wal_batch_limit(v: &Values<'_>) -> Result<usize, ConfigError> {
+    let limit = v.u64("wal-batch-limit")?;
+    let max = crate::node::INBOX_CAPACITY as u64;
+    if limit == 0 || limit > max {
+        let (text, src) = v.text("wal-batch-limit");
+        return Err(value_error(
+            &src,
+            &text,
+            &format!("must be between 1 and {max}"),
+        ));
+    }
+    Ok(limit as usize)
+}
+
+/// A gathering wait longer than a second would only be a misconfiguration: every write
+/// would wait that long.
+fn wal_batch_interval(v: &Values<'_>) -> Result<Duration, ConfigError> {
+    let interval = v.duration("wal-batch-interval")?;
+    if interval > Duration::from_secs(1) {
+        let (text, src) = v.text("wal-batch-interval");
+        return Err(value_error(&src, &text, "must be at most 1s"));
+    }
+    Ok(interval)
+}
+
 fn storage_io(v: &Values<'_>) -> Result<StorageIo, ConfigError> {
     let (text, src) = v.text("storage-io");
     match text.as_str() {
@@ -696,6 +728,29 @@ mod tests {
                 error.to_string().contains("wal-segment-size-bytes"),
                 "{error}"
             );
+        }
+    }
+
+    #[test]
+    fn wal_batch_flags_default_to_the_inbox_and_no_wait_and_refuse_out_of_range_values() {
+        let config = parse(&[]).expect("defaults");
+        assert_eq!(config.wal_batch_limit, crate::node::INBOX_CAPACITY);
+        assert_eq!(config.wal_batch_interval, Duration::ZERO);
+        let config = parse(&["--wal-batch-limit=64", "--wal-batch-interval=500us"]).expect("given");
+        assert_eq!(config.wal_batch_limit, 64);
+        assert_eq!(config.wal_batch_interval, Duration::from_micros(500));
+        for bad in [
+            "--wal-batch-limit=0",
+            "--wal-batch-limit=1000000",
+            "--wal-batch-interval=2s",
+        ] {
+            let error = parse(&[bad]).expect_err("out of range");
+            let name = bad
+                .trim_start_matches("--")
+                .split('=')
+                .next()
+                .expect("a name");
+            assert!(error.to_string().contains(name), "{bad}: {error}");
         }
     }
 }

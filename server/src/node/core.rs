@@ -32,8 +32,6 @@ use crate::proto::keelpb::{InternalRequest, RequestHeader};
 use crate::transport::Transport;
 use crate::watch::{EventBatch, WatchHubHandle};
 
-/// Most requests taken from the inbox in one turn (bounds one Raft batch).
-const TURN_REQUESTS_MAX: usize = super::INBOX_CAPACITY;
 /// Entries Raft's in-memory log keeps behind the applied index after a
 /// compaction (etcd's SnapshotCatchUpEntries).
 const CATCH_UP_ENTRIES: u64 = 5_000;
@@ -81,6 +79,12 @@ pub(crate) struct CoreSettings {
     /// --initial-election-tick-advance: campaign at once when this member is
     /// the only voter, else skip all but one tick of the first election timeout.
     pub(crate) initial_election_tick_advance: bool,
+    /// --wal-batch-limit: most requests taken from the inbox in one turn
+    /// (bounds one Raft batch, so one WAL write).
+    pub(crate) batch_limit: usize,
+    /// --wal-batch-interval: after a proposal woke the core, how long it
+    /// waits for more before proposing the batch (zero: not at all).
+    pub(crate) batch_interval: Duration,
     pub(crate) timer: CoreTimer,
 }
 
@@ -148,17 +152,30 @@ impl Core {
 
     /// One turn; `Ok(false)` = shut down.
     async fn turn(&mut self, next_tick: &mut Instant) -> Result<bool, CoreError> {
+        let mut taken = 0;
         if !self.raw.has_ready() {
             match self.wait(*next_tick).await {
                 Wake::Request(CoreRequest::Shutdown) | Wake::Shutdown => return Ok(false),
-                Wake::Request(request) => self.accept(request)?,
+                Wake::Request(request) => {
+                    let proposal = matches!(request, CoreRequest::Propose { .. });
+                    taken = 1;
+                    self.accept(request)?;
+                    if proposal && !self.settings.batch_interval.is_zero() {
+                        // Gather: the proposals that arrive meanwhile share the
+                        // batch (and its fdatasync).
+                        self.settings
+                            .timer
+                            .sleep(self.settings.batch_interval)
+                            .await;
+                    }
+                }
                 Wake::Tick => {}
             }
         }
         for request in self
             .inbox
             .try_iter()
-            .take(TURN_REQUESTS_MAX)
+            .take(self.settings.batch_limit - taken)
             .collect::<Vec<_>>()
         {
             match request {

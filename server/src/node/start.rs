@@ -186,6 +186,8 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<RunningNode> {
         election_ticks: u32::try_from(config.election_timeout_ms / config.heartbeat_interval_ms)
             .unwrap_or(u32::MAX),
         initial_election_tick_advance: config.initial_election_tick_advance,
+        batch_limit: config.wal_batch_limit,
+        batch_interval: config.wal_batch_interval,
         timer: match config.storage_io {
             StorageIo::Glommio => CoreTimer::Glommio,
             StorageIo::Std => CoreTimer::Tokio,
