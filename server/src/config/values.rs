@@ -519,7 +519,7 @@ fn wal_batch_limit(v: &Values<'_>) -> Result<usize, ConfigError> {
         return Err(value_error(
             &src,
             &text,
-            &format!("must be between 1 and {max}"),
+            format!("must be between 1 and {max}"),
         ));
     }
     Ok(limit as usize)
