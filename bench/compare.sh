@@ -7,7 +7,7 @@
 # usage: bench/compare.sh [--members 1|3] [--total N] [--quick] [--runs N] [--no-build]
 #                         [--tests "put-1 put-64 put-256 range-s-64 txn-put txn-mixed
 #                                   watch-latency-1 watch-latency-1000 watch lease"]
-#                         [--plot-dir DIR] [--data-dir DIR] [--keep-logs]
+#                         [--plot-dir DIR] [--data-dir DIR] [--keep-logs] [--noop]
 #                         [--keel-flags "..."] [--etcd-flags "..."]
 #   --members    1 (default) or 3 members per system; with 3, keel-bench spreads its
 #                connections over all three client URLs (etcd's "all members" setup).
@@ -23,6 +23,9 @@
 #                extra flags for every member of one side (e.g. --keel-flags
 #                "--storage-io std" or "--unsafe-no-fsync"), for the measurements in
 #                docs/tuning.md.
+#   --noop       also measure keel-noop-server (tonic answering Put/Range at once, no storage)
+#                in the put and range tests: the ceiling any tonic server reaches here with this
+#                client; its column is noop/etcd. One member only.
 # Besides req/s and latency, every row shows the CPU time (user + system) per request that the
 # etcd members, the keel members and keel-bench itself used during the test: on this box the
 # client and the servers share two cores, so these say where a ratio comes from (the client's
@@ -39,6 +42,7 @@ BUILD=1
 PLOT_DIR=""
 DATA_ROOT=""
 KEEP_LOGS=0
+NOOP=0
 KEEL_FLAGS=""
 ETCD_FLAGS=""
 TESTS="put-1 put-64 put-256 range-s-64 txn-put txn-mixed watch-latency-1 watch-latency-1000 watch lease"
@@ -56,6 +60,7 @@ while [ $# -gt 0 ]; do
     --plot-dir) PLOT_DIR="$2"; shift 2 ;;
     --data-dir) DATA_ROOT="$2"; shift 2 ;;
     --keep-logs) KEEP_LOGS=1; shift ;;
+    --noop) NOOP=1; shift ;;
     --keel-flags) KEEL_FLAGS="$2"; shift 2 ;;
     --etcd-flags) ETCD_FLAGS="$2"; shift 2 ;;
     -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
@@ -63,11 +68,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$MEMBERS" in 1|3) ;; *) echo "--members must be 1 or 3" >&2; exit 2 ;; esac
+if [ "$NOOP" = 1 ] && [ "$MEMBERS" != 1 ]; then echo "--noop needs --members 1" >&2; exit 2; fi
 
 command -v etcd >/dev/null || { echo "etcd is not installed (apt-get install etcd-server)" >&2; exit 1; }
 command -v etcdctl >/dev/null || { echo "etcdctl is not installed (apt-get install etcd-client)" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "python3 is needed to read keel-bench's JSON" >&2; exit 1; }
-[ "$BUILD" = 0 ] || cargo build --release -q -p keel-server -p keel-bench
+[ "$BUILD" = 0 ] || cargo build --release -q -p keel-server -p keel-bench --bins
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 KEEL=$TARGET_DIR/release/keel
 BENCH=$TARGET_DIR/release/keel-bench
@@ -122,6 +128,13 @@ start_cluster etcd etcd "$ETCD_FLAGS"; ETCD_ENDPOINTS=$ENDPOINTS; ETCD_FIRST=$FI
 ETCD_PIDS="${PIDS[*]}"
 start_cluster keel "$KEEL" "$KEEL_FLAGS"; KEEL_ENDPOINTS=$ENDPOINTS; KEEL_FIRST=$FIRST
 KEEL_PIDS="${PIDS[*]:$MEMBERS}"
+if [ "$NOOP" = 1 ]; then
+  NOOP_PORT=$(free_port)
+  "$TARGET_DIR/release/keel-noop-server" "127.0.0.1:$NOOP_PORT" >"$WORK/noop.log" 2>&1 &
+  PIDS+=($!)
+  NOOP_PIDS=$!
+  NOOP_ENDPOINTS=127.0.0.1:$NOOP_PORT
+fi
 for first in "$ETCD_FIRST" "$KEEL_FIRST"; do
   ETCDCTL_API=3 etcdctl --endpoints "$first" put bench-range-key "$(head -c "$VAL_SIZE" /dev/zero | tr '\0' v)" >/dev/null
 done
@@ -158,7 +171,7 @@ test_args() {
 # members (all of them, from /proc/PID/stat around the run) and of keel-bench (its rusage).
 measure() {
   local system=$1 endpoints=$2 test=$3 run=$4 plot=() pids
-  if [ "$system" = etcd ]; then pids=$ETCD_PIDS; else pids=$KEEL_PIDS; fi
+  case "$system" in etcd) pids=$ETCD_PIDS ;; keel) pids=$KEEL_PIDS ;; *) pids=$NOOP_PIDS ;; esac
   if [ -n "$PLOT_DIR" ]; then plot=(--plot "$PLOT_DIR/m$MEMBERS-$test-$system-run$run.png"); fi
   # shellcheck disable=SC2046 # test_args is split into words on purpose
   python3 - "$pids" "$BENCH" --endpoints "$endpoints" --json "${plot[@]}" $(test_args "$test") <<'PY'
@@ -204,8 +217,10 @@ for run in $(seq 1 "$RUNS"); do
   echo
   echo "## run $run of $RUNS (load average $(cut -d' ' -f1-3 /proc/loadavg))"
   echo
-  echo "| test | etcd req/s | etcd p50 ms | etcd p99 ms | keel req/s | keel p50 ms | keel p99 ms | req/s keel/etcd | p99 keel/etcd | CPU µs/req etcd / keel / client (etcd, keel runs) |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+  noop_head="" noop_line=""
+  if [ "$NOOP" = 1 ]; then noop_head=" noop req/s | req/s noop/etcd | noop CPU µs/req |"; noop_line="---:|---:|---:|"; fi
+  echo "| test | etcd req/s | etcd p50 ms | etcd p99 ms | keel req/s | keel p50 ms | keel p99 ms | req/s keel/etcd | p99 keel/etcd | CPU µs/req etcd / keel / client (etcd, keel runs) |$noop_head"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|$noop_line"
   for t in $TESTS; do
     test_args "$t" >/dev/null
     # A failed run (keel-bench exits non-zero) is shown as "-" and "failed"; the rest goes on.
@@ -215,7 +230,17 @@ for run in $(seq 1 "$RUNS"); do
     read -r k_rps k_p50 k_p99 k_err k_cpu k_client <<<"$k_out"
     note=""
     [ "$e_err" = 0 ] && [ "$k_err" = 0 ] || note=" (errors: etcd $e_err, keel $k_err)"
-    echo "| $t$note | $e_rps | $e_p50 | $e_p99 | $k_rps | $k_p50 | $k_p99 | $(ratio "$k_rps" "$e_rps") | $(ratio "$k_p99" "$e_p99") | $e_cpu / $k_cpu / $e_client, $k_client |"
+    noop_cells=""
+    if [ "$NOOP" = 1 ]; then
+      case "$t" in
+        put-*|range-s-*)
+          n_out=$(measure noop "$NOOP_ENDPOINTS" "$t" "$run") || n_out="- - - failed - -"
+          read -r n_rps _ _ _ n_cpu _ <<<"$n_out"
+          noop_cells=" $n_rps | $(ratio "$n_rps" "$e_rps") | $n_cpu |" ;;
+        *) noop_cells=" - | - | - |" ;;
+      esac
+    fi
+    echo "| $t$note | $e_rps | $e_p50 | $e_p99 | $k_rps | $k_p50 | $k_p99 | $(ratio "$k_rps" "$e_rps") | $(ratio "$k_p99" "$e_p99") | $e_cpu / $k_cpu / $e_client, $k_client |$noop_cells"
   done
 done
 echo
