@@ -32,6 +32,7 @@
 
 mod cli;
 mod client;
+mod grpc;
 pub mod noop;
 mod plot;
 mod progress;

@@ -9,6 +9,8 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use anyhow::Context as _;
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 use crate::proto::etcdserverpb::kv_server::{Kv, KvServer};
@@ -86,11 +88,21 @@ pub fn serve(addr: SocketAddr) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .add_service(KvServer::new(NoopKv::default()))
-            .serve(addr)
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
-    })?;
+            .with_context(|| format!("binding {addr}"))?;
+        serve_on(listener).await
+    })
+}
+
+/// Serves the no-op KV on `listener` (already bound, so a test can take port 0) on the
+/// current tokio runtime, until the future is dropped.
+pub async fn serve_on(listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    // The builder's TCP settings apply only to the listeners it binds itself.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .add_service(KvServer::new(NoopKv::default()))
+        .serve_with_incoming(incoming)
+        .await?;
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! `put`: Put requests of `--val-size` bytes over the key space (etcd's `benchmark put`).
 
 use crate::cli::Global;
-use crate::client::{connect, drive_one};
-use crate::proto::etcdserverpb::kv_client::KvClient;
-use crate::proto::etcdserverpb::PutRequest;
+use crate::client::{connect_unary, drive_one};
+use crate::grpc::path;
+use crate::proto::etcdserverpb::{PutRequest, PutResponse};
 use crate::report::Outcome;
 
 use super::keys::{random_value, KeySpace};
@@ -28,30 +28,28 @@ pub(crate) struct PutArgs {
 
 pub(crate) async fn run(global: &Global, args: PutArgs) -> anyhow::Result<Outcome> {
     args.keys.validate()?;
-    let channels = connect(global).await?;
+    let conns = connect_unary(global).await?;
     let value = random_value(args.val_size);
     let keys = args.keys.clone();
     let sequential = args.sequential_keys;
-    let report = drive_one(
-        global,
-        &channels,
-        args.total,
-        args.rate,
-        "put",
-        move |call| {
-            let key = if sequential {
-                keys.key(call.number)
-            } else {
-                keys.random_key()
-            };
-            let request = PutRequest {
-                key,
-                value: value.clone(),
-                ..Default::default()
-            };
-            async move { KvClient::new(call.channel).put(request).await.map(|_| ()) }
-        },
-    )
+    let report = drive_one(global, &conns, args.total, args.rate, "put", move |call| {
+        let key = if sequential {
+            keys.key(call.number)
+        } else {
+            keys.random_key()
+        };
+        let request = PutRequest {
+            key,
+            value: value.clone(),
+            ..Default::default()
+        };
+        let mut conn = call.conn;
+        async move {
+            conn.unary::<_, PutResponse>(path::KV_PUT, &request)
+                .await
+                .map(|_| ())
+        }
+    })
     .await;
     Ok(Outcome::single("put", report))
 }

@@ -1,9 +1,11 @@
 //! `range`: Range requests for one key or a key range (etcd's `benchmark range key [end]`).
 
 use crate::cli::Global;
-use crate::client::{connect, drive_one};
-use crate::proto::etcdserverpb::kv_client::KvClient;
-use crate::proto::etcdserverpb::RangeRequest;
+use std::sync::Arc;
+
+use crate::client::{connect_unary, drive_one};
+use crate::grpc::path;
+use crate::proto::etcdserverpb::{RangeRequest, RangeResponse};
 use crate::report::Outcome;
 
 /// etcd's `--consistency`: `l` (linearizable, the default) or `s` (serializable).
@@ -45,23 +47,27 @@ pub(crate) struct RangeArgs {
 }
 
 pub(crate) async fn run(global: &Global, args: RangeArgs) -> anyhow::Result<Outcome> {
-    let channels = connect(global).await?;
-    let request = RangeRequest {
+    let conns = connect_unary(global).await?;
+    let request = Arc::new(RangeRequest {
         key: args.key.clone().into_bytes().into(),
         range_end: args.end.clone().into_bytes().into(),
         serializable: args.consistency.serializable(),
         limit: args.limit,
         ..Default::default()
-    };
+    });
     let report = drive_one(
         global,
-        &channels,
+        &conns,
         args.total,
         args.rate,
         "range",
         move |call| {
-            let request = request.clone();
-            async move { KvClient::new(call.channel).range(request).await.map(|_| ()) }
+            let (request, mut conn) = (request.clone(), call.conn);
+            async move {
+                conn.unary::<_, RangeResponse>(path::KV_RANGE, &*request)
+                    .await
+                    .map(|_| ())
+            }
         },
     )
     .await;

@@ -4,10 +4,10 @@
 //! `i % --key-space-size`. Reads and writes are reported apart, then all txns together.
 
 use crate::cli::Global;
-use crate::client::{connect, drive, Load};
-use crate::proto::etcdserverpb::kv_client::KvClient;
+use crate::client::{connect_unary, drive, Load};
+use crate::grpc::path;
 use crate::proto::etcdserverpb::request_op::Request;
-use crate::proto::etcdserverpb::{PutRequest, RangeRequest, RequestOp, TxnRequest};
+use crate::proto::etcdserverpb::{PutRequest, RangeRequest, RequestOp, TxnRequest, TxnResponse};
 use crate::report::{Outcome, Part, Report};
 
 use super::keys::{random_value, KeySpace};
@@ -72,7 +72,7 @@ pub(crate) fn is_read(number: u64, rw_ratio: f64) -> bool {
 
 pub(crate) async fn run(global: &Global, args: TxnMixedArgs) -> anyhow::Result<Outcome> {
     args.keys.validate()?;
-    let channels = connect(global).await?;
+    let conns = connect_unary(global).await?;
     let value = random_value(args.val_size);
     let keys = args.keys.clone();
     let read = RangeRequest {
@@ -94,7 +94,7 @@ pub(crate) async fn run(global: &Global, args: TxnMixedArgs) -> anyhow::Result<O
         classes: 2,
         label: "txn-mixed",
     };
-    let mut reports = drive(global, &channels, load, move |call| {
+    let mut reports = drive(global, &conns, load, move |call| {
         let (class, op) = if is_read(call.number, rw_ratio) {
             (READ, Request::RequestRange(read.clone()))
         } else {
@@ -109,7 +109,12 @@ pub(crate) async fn run(global: &Global, args: TxnMixedArgs) -> anyhow::Result<O
             success: vec![RequestOp { request: Some(op) }],
             ..Default::default()
         };
-        let future = async move { KvClient::new(call.channel).txn(request).await.map(|_| ()) };
+        let mut conn = call.conn;
+        let future = async move {
+            conn.unary::<_, TxnResponse>(path::KV_TXN, &request)
+                .await
+                .map(|_| ())
+        };
         (class, future)
     })
     .await;

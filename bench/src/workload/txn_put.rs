@@ -2,10 +2,10 @@
 //! writes key numbers `i * ops + j`, modulo the key space, as etcd's tool does.
 
 use crate::cli::Global;
-use crate::client::{connect, drive_one};
-use crate::proto::etcdserverpb::kv_client::KvClient;
+use crate::client::{connect_unary, drive_one};
+use crate::grpc::path;
 use crate::proto::etcdserverpb::request_op::Request;
-use crate::proto::etcdserverpb::{PutRequest, RequestOp, TxnRequest};
+use crate::proto::etcdserverpb::{PutRequest, RequestOp, TxnRequest, TxnResponse};
 use crate::report::Outcome;
 
 use super::keys::{random_value, KeySpace};
@@ -30,13 +30,13 @@ pub(crate) struct TxnPutArgs {
 
 pub(crate) async fn run(global: &Global, args: TxnPutArgs) -> anyhow::Result<Outcome> {
     args.keys.validate()?;
-    let channels = connect(global).await?;
+    let conns = connect_unary(global).await?;
     let value = random_value(args.val_size);
     let keys = args.keys.clone();
     let ops = args.txn_ops;
     let report = drive_one(
         global,
-        &channels,
+        &conns,
         args.total,
         args.rate,
         "txn-put",
@@ -54,7 +54,12 @@ pub(crate) async fn run(global: &Global, args: TxnPutArgs) -> anyhow::Result<Out
                 success,
                 ..Default::default()
             };
-            async move { KvClient::new(call.channel).txn(request).await.map(|_| ()) }
+            let mut conn = call.conn;
+            async move {
+                conn.unary::<_, TxnResponse>(path::KV_TXN, &request)
+                    .await
+                    .map(|_| ())
+            }
         },
     )
     .await;

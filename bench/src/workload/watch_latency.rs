@@ -126,7 +126,7 @@ pub(crate) async fn run(global: &Global, args: WatchLatencyArgs) -> anyhow::Resu
                 ..Default::default()
             };
             put_sent.mark(call.number);
-            async move { KvClient::new(call.channel).put(request).await.map(|_| ()) }
+            async move { KvClient::new(call.conn).put(request).await.map(|_| ()) }
         },
     )
     .await;
