@@ -23,6 +23,7 @@
 
 pub mod api;
 mod apply;
+mod batched_io;
 mod cluster;
 mod compactor;
 mod concurrency;

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::StreamExt as _;
 use tokio::net::TcpListener;
 use tonic::transport::server::{Router, TcpIncoming};
 
@@ -126,7 +127,9 @@ fn spawn_server(
             // without it, small frames wait for delayed ACKs (Nagle): ~40 ms
             // stalls at the tail.
             .serve_with_incoming_shutdown(
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                TcpIncoming::from(listener)
+                    .with_nodelay(Some(true))
+                    .map(|stream| stream.map(crate::batched_io::BatchedWrites::new)),
                 async move {
                     let _ = stop.wait_for(|s| *s).await;
                 },
