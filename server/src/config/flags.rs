@@ -173,7 +173,7 @@ pub(crate) const FLAGS: &[FlagSpec] = &[
     f("version", Bool, "false", "Print the version and exit.", Acted),
     f("config-file", Text, "", "Path to the server configuration file.", NotYet("configuration files are not read yet; pass flags or ETCD_* variables")),
     // keel's own
-    f("storage-io", Text, "glommio", "keel: storage I/O backend for the WAL: 'glommio' (O_DIRECT, io_uring) or 'std' (pwrite + fdatasync).", Acted),
+    f("storage-io", Text, "std", "keel: storage I/O backend for the WAL: 'std' (pwrite + fdatasync on the core thread; the measured default, see docs/benchmarks.md) or 'glommio' (O_DIRECT, io_uring).", Acted),
     // Flags etcd 3.4 accepts and ignores (etcd 0.4 names).
     f("cluster-active-size", Text, "", "", EtcdIgnored),
     f("cluster-remove-delay", Text, "", "", EtcdIgnored),

@@ -35,7 +35,10 @@ pub enum AutoCompaction {
 pub enum StorageIo {
     /// glommio DMA files: O_DIRECT through io_uring.
     Glommio,
-    /// std files: pwrite + fdatasync.
+    /// std files: pwrite + fdatasync (the default: the core awaits every WAL append before
+    /// its next turn, so io_uring's asynchrony buys nothing yet, while waking the glommio
+    /// core and its O_DIRECT sync cost more per put; measured in docs/benchmarks.md, "One
+    /// client: where the latency goes").
     Std,
 }
 
