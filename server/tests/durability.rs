@@ -103,7 +103,18 @@ type Acked = Arc<Mutex<BTreeMap<String, (String, i64)>>>;
 // 2,000 puts each, before the kill.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_concurrent_writers_loses_no_acknowledged_write() {
-    let mut keel = Keel::start(&[]);
+    kill_9_under_concurrent_writers(&[]).await;
+}
+
+// The same contract on the glommio storage core (O_DIRECT WAL through
+// io_uring), which is not the default: the restart runs on glommio too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_concurrent_writers_loses_no_acknowledged_write_with_glommio_io() {
+    kill_9_under_concurrent_writers(&["--storage-io", "glommio"]).await;
+}
+
+async fn kill_9_under_concurrent_writers(args: &[&str]) {
+    let mut keel = Keel::start(args);
     let acked: Acked = Arc::default();
     let endpoint = keel.endpoint();
     let stop_at = Instant::now() + Duration::from_secs(4);

@@ -125,14 +125,14 @@ async fn wal_segments_behind_a_checkpoint_are_released() {
 }
 
 // Guards the storage-profile flags: --wal-segment-size-bytes rolls segments
-// at the given size, --wal-preallocate=false leaves the live segment at the
+// at the given size, --wal-preallocation=none leaves the live segment at the
 // length written (no fallocate), and a restart reads the small segments back.
 #[tokio::test]
 async fn wal_segment_size_and_preallocation_flags_shape_the_wal() {
     let segment_bytes: u64 = 256 * 1024;
     let mut keel = Keel::start(&[
         "--wal-segment-size-bytes=262144",
-        "--wal-preallocate=false",
+        "--wal-preallocation=none",
         // No checkpoint releases segments while the test counts them.
         "--backend-batch-limit=1000000",
         "--backend-batch-interval=1h",
@@ -162,7 +162,7 @@ async fn wal_segment_size_and_preallocation_flags_shape_the_wal() {
     let live_len = std::fs::metadata(live).expect("live segment").len();
     assert!(
         live_len < segment_bytes,
-        "the live segment {} is {live_len} bytes: preallocated despite --wal-preallocate=false",
+        "the live segment {} is {live_len} bytes: preallocated despite --wal-preallocation=none",
         live.display()
     );
     drop(c);

@@ -1,6 +1,6 @@
 //! append + fdatasync at batch sizes 1, 8, 64 and 256 entries of 256 B, for StdDisk and
-//! GlommioDisk, into preallocated 64 MiB segments in a temporary directory (the default
-//! options); and, StdDisk only, preallocated against growing segments (docs/tuning.md).
+//! GlommioDisk, into preallocated (zero-filled) 64 MiB segments in a temporary directory (the default
+//! options); and, StdDisk only, zeroed vs preallocated vs growing segments (docs/tuning.md).
 //! Bounded: 10 samples, ~2 s of measurement per case.
 //!
 //! `cargo bench -p keel-wal --bench append` (use your own CARGO_TARGET_DIR).
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use glommio::{LocalExecutorBuilder, Placement};
-use keel_wal::{Disk, GlommioDisk, StdDisk, Wal, WalEntry, WalOptions, WalState};
+use keel_wal::{Disk, GlommioDisk, Preallocation, StdDisk, Wal, WalEntry, WalOptions, WalState};
 
 const ENTRY_DATA_BYTES: usize = 256;
 const BATCH_SIZES: [usize; 4] = [1, 8, 64, 256];
@@ -90,8 +90,9 @@ fn bench_append(c: &mut Criterion) {
 }
 
 /// Segment preallocation (docs/tuning.md): the same appends into segments
-/// `fallocate`d when created (the default) and into segments that grow with
-/// every append. The server always preallocates; this is how to see the effect.
+/// zero-filled in the background (the default), `fallocate`d only ("preallocated")
+/// and growing with every append. The server always zero-fills; this is how to
+/// see the effect.
 /// StdDisk only.
 fn bench_preallocate(c: &mut Criterion) {
     let mut group = c.benchmark_group("append_sync_std_preallocation");
@@ -100,9 +101,13 @@ fn bench_preallocate(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(2));
     for batch_size in [1, 64] {
         group.throughput(Throughput::Elements(batch_size as u64));
-        for (name, preallocate) in [("preallocated", true), ("growing", false)] {
+        for (name, preallocation) in [
+            ("zeroed", Preallocation::Zeroed),
+            ("preallocated", Preallocation::Fallocate),
+            ("growing", Preallocation::Grow),
+        ] {
             let options = WalOptions {
-                preallocate,
+                preallocation,
                 ..WalOptions::default()
             };
             group.bench_function(BenchmarkId::new(name, batch_size), |b| {

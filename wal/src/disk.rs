@@ -63,6 +63,12 @@ pub trait DiskFile {
     async fn set_len(&self, len_bytes: u64) -> io::Result<()>;
     /// Preallocates (`fallocate`) the file to at least `len_bytes`; new bytes read as zeros.
     async fn allocate(&self, len_bytes: u64) -> io::Result<()>;
+    /// Overwrites `[0, len_bytes)` (a multiple of 4096) with zeros and syncs them, extending
+    /// the file, for a new file that holds nothing yet. The work runs in the background: the
+    /// call returns once it started, and every later operation on this file first waits for it
+    /// to finish (and fails with its error if it failed). What it buys is speed only: later
+    /// overwrites of written blocks need no file system metadata update at `sync`.
+    async fn zero_fill(&self, len_bytes: u64) -> io::Result<()>;
     /// Current file length in bytes.
     async fn len_bytes(&self) -> io::Result<u64>;
     /// Closes the file.

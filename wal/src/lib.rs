@@ -46,7 +46,9 @@
 //!    torn final write: it is cut off (truncate + re-preallocate + sync) from its first byte.
 //! 5. Segments have consecutive sequence numbers. A new segment is prepared under a `.tmp`
 //!    name and renamed only after its header and first batch are durable; `.tmp` files never
-//!    hold acknowledged data and recovery deletes them.
+//!    hold acknowledged data and recovery deletes them. A prepared file's background
+//!    zero-fill ([`Preallocation::Zeroed`]) finishes before any other operation on that file,
+//!    so it never overwrites a batch.
 //! 6. Every new segment starts with copies of the latest snapshot marker and state record;
 //!    `release_before` deletes only the oldest segments, never the active one nor the one
 //!    holding the last entry record, and makes each removal durable before the next. So the
@@ -98,7 +100,7 @@ pub use disk::{
 };
 pub use entry::{Recovered, SnapshotMarker, TornTail, WalEntry, WalState};
 pub use error::{CorruptReason, WalError};
-pub use options::{SyncMode, WalOptions, SEGMENT_SIZE_BYTES_DEFAULT};
+pub use options::{Preallocation, SyncMode, WalOptions, SEGMENT_SIZE_BYTES_DEFAULT};
 pub use segment::{BLOCK_SIZE_BYTES, SEGMENT_HEADER_BYTES};
 pub use wal::Wal;
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::disk::{Disk, DiskFile};
 use crate::entry::{Recovered, TornTail};
 use crate::error::{CorruptReason, WalError};
-use crate::options::WalOptions;
+use crate::options::{Preallocation, WalOptions};
 use crate::replay::{Replay, SegmentStats};
 use crate::scan::{segment_scan, SegmentScan, Tail};
 use crate::segment::{SegmentId, TMP_SUFFIX};
@@ -204,7 +204,9 @@ async fn tail_cut<F: DiskFile>(
     options: &WalOptions,
 ) -> Result<(), WalError> {
     file.set_len(end_bytes).await.map_err(WalError::io(path))?;
-    if options.preallocate && end_bytes < options.segment_size_bytes {
+    // The active segment is in use at once: its tail is fallocated (zeroing it in the
+    // background would race the appends), even with `Preallocation::Zeroed`.
+    if options.preallocation != Preallocation::Grow && end_bytes < options.segment_size_bytes {
         file.allocate(options.segment_size_bytes)
             .await
             .map_err(WalError::io(path))?;

@@ -12,7 +12,7 @@ use common::scenario::{self, ByteFlip};
 use common::{entries, small_options};
 use futures::executor::block_on;
 use glommio::{LocalExecutorBuilder, Placement};
-use keel_wal::{GlommioDisk, MemDisk, StdDisk, Wal};
+use keel_wal::{Disk, DiskFile, GlommioDisk, MemDisk, StdDisk, Wal};
 
 /// glommio's locked I/O memory; 2 MiB works without CAP_IPC_LOCK too (see the crate docs).
 const GLOMMIO_IO_MEMORY_BYTES: usize = 2 << 20;
@@ -186,4 +186,68 @@ fn glommio_disk_works_with_a_relative_path() {
         recovered.entries.len()
     });
     assert_eq!(count, 2);
+}
+
+/// Zero-fills a new 8 MiB file, writes one block at once (while the fill may still run in the
+/// background), then checks the block and the zeros around it, and the file's length.
+async fn zero_fill_then_write<D: Disk>(disk: D, dir: &Path) {
+    const LEN_BYTES: u64 = 8 << 20;
+    const BLOCK_BYTES: usize = 4096;
+    disk.create_dir_all(dir).await.expect("create dir");
+    let file = disk
+        .create_file(&dir.join("zeroed"))
+        .await
+        .expect("create file");
+    file.zero_fill(LEN_BYTES)
+        .await
+        .expect("start the zero-fill");
+    // Near the end: the part a background fill reaches last.
+    let offset_bytes = LEN_BYTES - 2 * BLOCK_BYTES as u64;
+    let mut block = file.alloc_buffer(BLOCK_BYTES);
+    block.as_mut().fill(0xC3);
+    file.write_at(block, offset_bytes).await.expect("write");
+    file.sync().await.expect("sync");
+    assert_eq!(file.len_bytes().await.expect("len"), LEN_BYTES);
+    let mut back = vec![0u8; 3 * BLOCK_BYTES];
+    let read = file
+        .read_at(offset_bytes - BLOCK_BYTES as u64, &mut back)
+        .await
+        .expect("read");
+    assert_eq!(read, 3 * BLOCK_BYTES);
+    assert!(back[..BLOCK_BYTES].iter().all(|&b| b == 0), "zeros before");
+    assert!(
+        back[BLOCK_BYTES..2 * BLOCK_BYTES]
+            .iter()
+            .all(|&b| b == 0xC3),
+        "the write survives the zero-fill"
+    );
+    assert!(
+        back[2 * BLOCK_BYTES..].iter().all(|&b| b == 0),
+        "zeros after"
+    );
+    file.close().await.expect("close");
+}
+
+// Guards DiskFile::zero_fill's contract: the background fill finishes before the file's next
+// operation, so it can never overwrite a write issued right after it (a lost WAL batch).
+mod zero_fill_finishes_before_the_next_write {
+    use super::*;
+
+    #[test]
+    fn on_mem_disk() {
+        block_on(zero_fill_then_write(MemDisk::new(), Path::new("/z")));
+    }
+
+    #[test]
+    fn on_std_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        block_on(zero_fill_then_write(StdDisk, &dir.path().join("z")));
+    }
+
+    #[test]
+    fn on_glommio_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("z");
+        on_glommio(async move { zero_fill_then_write(GlommioDisk, &path).await });
+    }
 }

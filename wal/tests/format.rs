@@ -10,7 +10,7 @@ use std::path::Path;
 
 use common::entries;
 use futures::executor::block_on;
-use keel_wal::{Disk, DiskFile, MemDisk, SnapshotMarker, Wal, WalOptions, WalState};
+use keel_wal::{Disk, DiskFile, MemDisk, Preallocation, SnapshotMarker, Wal, WalOptions, WalState};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -22,7 +22,7 @@ const DIR: &str = "/format/wal";
 fn options() -> WalOptions {
     WalOptions {
         segment_size_bytes: 64 * 1024,
-        preallocate: false,
+        preallocation: Preallocation::Grow,
         ..WalOptions::default()
     }
 }

@@ -35,7 +35,10 @@ pub enum AutoCompaction {
 pub enum StorageIo {
     /// glommio DMA files: O_DIRECT through io_uring.
     Glommio,
-    /// std files: pwrite + fdatasync.
+    /// std files: pwrite + fdatasync (the default: the core awaits every WAL append before
+    /// its next turn, so io_uring's asynchrony buys nothing yet, while waking the glommio
+    /// core and its O_DIRECT sync cost more per put; measured in docs/benchmarks.md, "One
+    /// client: where the latency goes").
     Std,
 }
 
@@ -122,8 +125,8 @@ pub struct Config {
     pub storage_io: StorageIo,
     /// keel's `--wal-segment-size-bytes`.
     pub wal_segment_size_bytes: u64,
-    /// keel's `--wal-preallocate`.
-    pub wal_preallocate: bool,
+    /// keel's `--wal-preallocation`.
+    pub wal_preallocation: keel_wal::Preallocation,
     /// keel's `--wal-batch-limit`: most requests in one Raft batch (>= 1).
     pub wal_batch_limit: usize,
     /// keel's `--wal-batch-interval`: extra gathering time for a batch.
@@ -286,7 +289,7 @@ impl Config {
             )?,
             storage_io: storage_io(&v)?,
             wal_segment_size_bytes: wal_segment_size_bytes(&v)?,
-            wal_preallocate: v.bool("wal-preallocate")?,
+            wal_preallocation: wal_preallocation(&v)?,
             wal_batch_limit: wal_batch_limit(&v)?,
             wal_batch_interval: wal_batch_interval(&v)?,
             warnings: not_acted_warnings(raw),
@@ -536,6 +539,20 @@ fn wal_batch_interval(v: &Values<'_>) -> Result<Duration, ConfigError> {
     Ok(interval)
 }
 
+fn wal_preallocation(v: &Values<'_>) -> Result<keel_wal::Preallocation, ConfigError> {
+    let (text, src) = v.text("wal-preallocation");
+    match text.as_str() {
+        "zeroed" => Ok(keel_wal::Preallocation::Zeroed),
+        "fallocate" => Ok(keel_wal::Preallocation::Fallocate),
+        "none" => Ok(keel_wal::Preallocation::Grow),
+        _ => Err(value_error(
+            &src,
+            &text,
+            "valid values are \"zeroed\", \"fallocate\" and \"none\"",
+        )),
+    }
+}
+
 fn storage_io(v: &Values<'_>) -> Result<StorageIo, ConfigError> {
     let (text, src) = v.text("storage-io");
     match text.as_str() {
@@ -716,11 +733,15 @@ mod tests {
     fn wal_flags_default_to_etcds_segment_size_preallocated_and_refuse_bad_sizes() {
         let config = parse(&[]).expect("defaults");
         assert_eq!(config.wal_segment_size_bytes, 64 << 20);
-        assert!(config.wal_preallocate);
+        assert_eq!(config.wal_preallocation, keel_wal::Preallocation::Zeroed);
         let config =
-            parse(&["--wal-segment-size-bytes=65536", "--wal-preallocate=false"]).expect("given");
+            parse(&["--wal-segment-size-bytes=65536", "--wal-preallocation=none"]).expect("given");
         assert_eq!(config.wal_segment_size_bytes, 65536);
-        assert!(!config.wal_preallocate);
+        assert_eq!(config.wal_preallocation, keel_wal::Preallocation::Grow);
+        let config = parse(&["--wal-preallocation=fallocate"]).expect("given");
+        assert_eq!(config.wal_preallocation, keel_wal::Preallocation::Fallocate);
+        let error = parse(&["--wal-preallocation=yes"]).expect_err("not a mode");
+        assert!(error.to_string().contains("wal-preallocation"), "{error}");
         for bad in ["4096", "10000", "-1", "big"] {
             let error = parse(&[&format!("--wal-segment-size-bytes={bad}")])
                 .expect_err("not a segment size");

@@ -36,8 +36,9 @@ use crate::watch::{EventBatch, WatchHubHandle};
 /// compaction (etcd's SnapshotCatchUpEntries).
 const CATCH_UP_ENTRIES: u64 = 5_000;
 
-/// How the core sleeps: glommio's timer on the glommio executor, tokio's on
-/// the fallback executor used with `--storage-io std`.
+/// How the core sleeps: glommio's timer on the glommio executor
+/// (`--storage-io glommio`), tokio's on the current-thread runtime the core
+/// runs on with `--storage-io std` (the default).
 #[derive(Clone, Copy)]
 pub(crate) enum CoreTimer {
     Glommio,

@@ -199,7 +199,7 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<RunningNode> {
         wal_dir,
         wal_options: keel_wal::WalOptions {
             segment_size_bytes: config.wal_segment_size_bytes,
-            preallocate: config.wal_preallocate,
+            preallocation: config.wal_preallocation,
             sync_mode: if config.unsafe_no_fsync {
                 keel_wal::SyncMode::None
             } else {

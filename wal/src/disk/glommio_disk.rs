@@ -5,18 +5,25 @@
 //! glommio locks the memory of its I/O buffers. As root (CAP_IPC_LOCK) the defaults work;
 //! without it, build the executor with `io_memory` <= 2 MiB (below 512 KiB glommio fails with
 //! `MemLockLimit`). Buffers beyond that pool fall back to ordinary aligned heap memory.
+//! [`DiskFile::zero_fill`] runs as a glommio task of its own, which the file's next operation
+//! awaits.
 
+use std::cell::RefCell;
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
+use std::rc::Rc;
 
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
+use glommio::Task;
 
 use super::{Disk, DiskFile};
 use crate::segment::BLOCK_SIZE_BYTES;
 
 /// Largest single read issued to the device; bigger reads are split.
 const READ_CHUNK_BYTES: usize = 1024 * 1024;
+/// Zeros are written in pieces of this size (see [`DiskFile::zero_fill`]).
+const ZERO_CHUNK_BYTES: u64 = 1024 * 1024;
 
 /// glommio DMA backend. Same on-disk format as [`super::StdDisk`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -25,7 +32,53 @@ pub struct GlommioDisk;
 /// An open [`GlommioDisk`] file.
 #[derive(Debug)]
 pub struct GlommioDiskFile {
-    file: DmaFile,
+    file: Rc<DmaFile>,
+    /// A background zero-fill task, awaited by the next operation on the file.
+    filling: RefCell<Option<Task<io::Result<()>>>>,
+}
+
+impl GlommioDiskFile {
+    fn new(file: DmaFile) -> Self {
+        GlommioDiskFile {
+            file: Rc::new(file),
+            filling: RefCell::new(None),
+        }
+    }
+
+    /// Waits for a background zero-fill, if one runs, and reports how it went.
+    async fn settle(&self) -> io::Result<()> {
+        let filling = self.filling.borrow_mut().take();
+        match filling {
+            None => Ok(()),
+            Some(task) => task.await,
+        }
+    }
+}
+
+/// `fallocate` + zeros over `[0, len_bytes)` by DMA + `fdatasync`.
+async fn zero_fill_dma(file: &DmaFile, len_bytes: u64) -> io::Result<()> {
+    file.pre_allocate(len_bytes, false)
+        .await
+        .map_err(glommio_error)?;
+    let mut offset_bytes = 0u64;
+    while offset_bytes < len_bytes {
+        let chunk = usize::try_from((len_bytes - offset_bytes).min(ZERO_CHUNK_BYTES))
+            .expect("a chunk is at most ZERO_CHUNK_BYTES");
+        let mut zeros = file.alloc_dma_buffer(chunk);
+        zeros.as_bytes_mut().fill(0);
+        let written = file
+            .write_at(zeros, offset_bytes)
+            .await
+            .map_err(glommio_error)?;
+        if written != chunk {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("short zero-fill write: {written} of {chunk} bytes at {offset_bytes}"),
+            ));
+        }
+        offset_bytes += chunk as u64;
+    }
+    file.fdatasync().await.map_err(glommio_error)
 }
 
 /// A DMA write buffer (aligned for O_DIRECT), allocated by the file's reactor.
@@ -71,7 +124,7 @@ async fn dma_open(path: &Path) -> io::Result<GlommioDiskFile> {
             format!("device O_DIRECT alignment {alignment} does not divide {BLOCK_SIZE_BYTES}"),
         ));
     }
-    Ok(GlommioDiskFile { file })
+    Ok(GlommioDiskFile::new(file))
 }
 
 impl Disk for GlommioDisk {
@@ -145,6 +198,7 @@ impl DiskFile for GlommioDiskFile {
     }
 
     async fn read_at(&self, offset_bytes: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.settle().await?;
         let mut read = 0usize;
         while read < buf.len() {
             let want = (buf.len() - read).min(READ_CHUNK_BYTES);
@@ -164,6 +218,7 @@ impl DiskFile for GlommioDiskFile {
     }
 
     async fn write_at(&self, buf: GlommioBuffer, offset_bytes: u64) -> io::Result<()> {
+        self.settle().await?;
         let len = buf.0.len();
         let written = self
             .file
@@ -182,25 +237,39 @@ impl DiskFile for GlommioDiskFile {
     }
 
     async fn sync(&self) -> io::Result<()> {
+        self.settle().await?;
         self.file.fdatasync().await.map_err(glommio_error)
     }
 
     async fn set_len(&self, len_bytes: u64) -> io::Result<()> {
+        self.settle().await?;
         self.file.truncate(len_bytes).await.map_err(glommio_error)
     }
 
     async fn allocate(&self, len_bytes: u64) -> io::Result<()> {
+        self.settle().await?;
         self.file
             .pre_allocate(len_bytes, false)
             .await
             .map_err(glommio_error)
     }
 
+    async fn zero_fill(&self, len_bytes: u64) -> io::Result<()> {
+        self.settle().await?;
+        let file = Rc::clone(&self.file);
+        let task = glommio::spawn_local(async move { zero_fill_dma(&file, len_bytes).await });
+        *self.filling.borrow_mut() = Some(task);
+        Ok(())
+    }
+
     async fn len_bytes(&self) -> io::Result<u64> {
+        self.settle().await?;
         self.file.file_size().await.map_err(glommio_error)
     }
 
     async fn close(self) -> io::Result<()> {
-        self.file.close().await.map_err(glommio_error)
+        self.settle().await?;
+        // The zero-fill task (settled above) held the only other reference.
+        self.file.close_rc().await.map_err(glommio_error).map(drop)
     }
 }

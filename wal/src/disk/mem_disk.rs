@@ -496,6 +496,22 @@ impl DiskFile for MemDiskFile {
         })
     }
 
+    /// Done at once (no background work to model): the file becomes `len_bytes` of zeros,
+    /// unsynced, like any other change until `sync`.
+    async fn zero_fill(&self, len_bytes: u64) -> io::Result<()> {
+        self.disk.inode_op(self.inode, |state, inode| {
+            let node = state.inodes.get_mut(&inode).expect("checked by inode_op");
+            for op in [
+                PendingOp::SetLen { len_bytes: 0 },
+                PendingOp::SetLen { len_bytes },
+            ] {
+                apply_op(&mut node.data, &op);
+                node.pending.push(op);
+            }
+            Ok(())
+        })
+    }
+
     async fn len_bytes(&self) -> io::Result<u64> {
         self.disk.inode_op(self.inode, |state, inode| {
             Ok(state.inodes[&inode].data.len() as u64)
