@@ -175,8 +175,8 @@ pub(crate) const FLAGS: &[FlagSpec] = &[
     // keel's own
     f("storage-io", Text, "std", "keel: storage I/O backend for the WAL: 'std' (pwrite + fdatasync on the core thread; the measured default, see docs/benchmarks.md) or 'glommio' (O_DIRECT, io_uring).", Acted),
     f("wal-segment-size-bytes", Uint, "67108864", "keel: target size of a WAL segment file (etcd's is fixed at 64 MiB); a multiple of 4096, at least 8192.", Acted),
-    f("wal-batch-limit", Uint, "8192", "keel: most client requests the leader gathers into one Raft batch (one WAL write and fdatasync).", Acted),
-    f("wal-batch-interval", Duration, "0s", "keel: how long the leader waits after a batch's first request for more before writing it (0: write at once; requests that arrive during a write form the next batch anyway).", Acted),
+    f("wal-batch-limit", Uint, "8192", "keel: most requests a member takes into one Raft batch (on the leader: one WAL write and fdatasync).", Acted),
+    f("wal-batch-interval", Duration, "0s", "keel: how long a member waits after a batch's first client request for more before proposing it (0: at once; requests that arrive during a write form the next batch anyway).", Acted),
     f("wal-preallocation", Text, "zeroed", "keel: how a new WAL segment is prepared: 'zeroed' (allocated and written with zeros in the background, so appends overwrite written blocks), 'fallocate' (allocated only) or 'none' (appends grow the file).", Acted),
     // Flags etcd 3.4 accepts and ignores (etcd 0.4 names).
     f("cluster-active-size", Text, "", "", EtcdIgnored),
