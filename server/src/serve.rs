@@ -96,6 +96,9 @@ async fn serve(config: &Config, node: &RunningNode) -> anyhow::Result<()> {
         hand_over_leadership(&node.handle).await;
     }
     let _ = stop_tx.send(true);
+    // Streams (watch, keep-alive, observe) never end by themselves: end them,
+    // so that the connections holding them can close now.
+    node.handle.shared().close_streams();
     // Graceful: finish in-flight requests; a client that keeps its
     // connection open without reading cannot hold the stop up longer.
     let aborts: Vec<_> = servers.iter().map(|s| s.abort_handle()).collect();

@@ -346,3 +346,43 @@ fn etcdctl_watch_prints_history_from_a_revision() {
     // With --prev-kv etcdctl prints the previous pair before the new one.
     assert_eq!(text, expected);
 }
+
+// Guards the stop path: open streams (a watch, a lease keep-alive) never end
+// by themselves, so a stopping member ends them with etcd's "server stopped"
+// (Unavailable) instead of waiting out its shutdown grace period (2 s) for the
+// connections that hold them. Multi-threaded: the client's connection must
+// keep running (answer the server's GOAWAY ping) while stop() blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_open_streams_and_does_not_wait_for_them() {
+    let mut keel = Keel::start(&[]);
+    let mut c = keel.client().await;
+    let (_watcher, mut events) = c.watch("stop/key", None).await.expect("watch");
+    let lease = c.lease_grant(60, None).await.expect("grant").id();
+    let (_keeper, mut keep_alives) = c.lease_keep_alive(lease).await.expect("keep-alive");
+    let started = std::time::Instant::now();
+    keel.stop();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(1500),
+        "stopping with open streams took {took:?}: it waited for them\n{}",
+        keel.log()
+    );
+    let watch_end = tokio::time::timeout(Duration::from_secs(5), events.message())
+        .await
+        .expect("the watch stream ended");
+    match watch_end {
+        Err(e) => assert!(
+            e.to_string().contains("server stopped") || e.to_string().contains("transport"),
+            "{e}"
+        ),
+        Ok(None) => {}
+        Ok(Some(response)) => panic!("an event after the stop: {response:?}"),
+    }
+    let keep_alive_end = tokio::time::timeout(Duration::from_secs(5), keep_alives.message())
+        .await
+        .expect("the keep-alive stream ended");
+    assert!(
+        !matches!(keep_alive_end, Ok(Some(_))),
+        "a keep-alive answered after the stop: {keep_alive_end:?}"
+    );
+}

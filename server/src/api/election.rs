@@ -1,10 +1,9 @@
 //! etcd's v3election service (`etcdctl elect`).
 
-use std::pin::Pin;
-
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
+use super::closing::{until_stopping, ServerStream};
 use crate::api::errors::ApiError;
 use crate::concurrency::{Election, InternalClient, LeaderKey};
 use crate::proto::v3electionpb::election_server::Election as ElectionApi;
@@ -36,8 +35,6 @@ fn leader_key(key: Option<pb::LeaderKey>) -> Result<LeaderKey, ApiError> {
         lease: key.lease,
     })
 }
-
-type ObserveStream = Pin<Box<dyn Stream<Item = Result<LeaderResponse, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl ElectionApi for ElectionService {
@@ -89,7 +86,7 @@ impl ElectionApi for ElectionService {
         }))
     }
 
-    type ObserveStream = ObserveStream;
+    type ObserveStream = ServerStream<LeaderResponse>;
 
     async fn observe(
         &self,
@@ -103,7 +100,7 @@ impl ElectionApi for ElectionService {
             })
             .map_err(Status::from)
         });
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(until_stopping(self.client.node(), stream)))
     }
 
     async fn resign(

@@ -8,6 +8,7 @@ use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::closing::{until_stopping, ServerStream};
 use crate::api::errors::ApiError;
 use crate::lease::LEASE_TTL_SECS_MAX;
 use crate::node::{ApplyOutput, NodeHandle};
@@ -157,7 +158,7 @@ impl Lease for LeaseService {
         }
     }
 
-    type LeaseKeepAliveStream = ReceiverStream<Result<LeaseKeepAliveResponse, Status>>;
+    type LeaseKeepAliveStream = ServerStream<LeaseKeepAliveResponse>;
 
     /// One response per request, in order; an unknown lease gets TTL 0
     /// (etcd), other errors end the stream with the error.
@@ -170,7 +171,16 @@ impl Lease for LeaseService {
         let leader = self.leader.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(KEEPALIVE_BUFFER_RESPONSES);
         tokio::spawn(async move {
-            while let Some(Ok(req)) = requests.next().await {
+            loop {
+                // A dropped response stream (the member stops, the client
+                // left) ends the task, and with it the request stream.
+                let req = tokio::select! {
+                    request = requests.next() => match request {
+                        Some(Ok(req)) => req,
+                        Some(Err(_)) | None => return,
+                    },
+                    () = tx.closed() => return,
+                };
                 let ttl = match leader.renew(req.id).await {
                     Ok(ttl) => ttl,
                     Err(status) => {
@@ -189,7 +199,10 @@ impl Lease for LeaseService {
                 }
             }
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(until_stopping(
+            &self.node,
+            ReceiverStream::new(rx),
+        )))
     }
 
     /// An unknown lease answers TTL -1 (etcd), not an error.

@@ -1,6 +1,7 @@
 //! The tonic services of etcd's v3 API that keel serves, and the one table of
 //! etcd's errors.
 
+mod closing;
 mod cluster;
 mod election;
 pub mod errors;

@@ -1,8 +1,9 @@
 //! etcd's Watch service: one bidirectional stream per client connection
 //! carrying any number of watchers (see `crate::watch`).
 
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+
+use super::closing::{until_stopping, ServerStream};
 
 use crate::node::NodeHandle;
 use crate::proto::etcdserverpb::watch_server::Watch;
@@ -28,7 +29,7 @@ impl WatchService {
 
 #[tonic::async_trait]
 impl Watch for WatchService {
-    type WatchStream = ReceiverStream<Result<WatchResponse, Status>>;
+    type WatchStream = ServerStream<WatchResponse>;
 
     async fn watch(
         &self,
@@ -40,6 +41,6 @@ impl Watch for WatchService {
             request.into_inner(),
             self.max_request_bytes,
         );
-        Ok(Response::new(stream))
+        Ok(Response::new(until_stopping(&self.node, stream)))
     }
 }

@@ -46,6 +46,11 @@ impl InternalClient {
         InternalClient { node, hub }
     }
 
+    /// The member this client runs in.
+    pub(crate) fn node(&self) -> &NodeHandle {
+        &self.node
+    }
+
     pub(crate) fn fill_header(&self, header: &mut Option<ResponseHeader>) {
         self.node.fill_header(header);
     }

@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     commit_index: AtomicU64,
     stopped: AtomicBool,
     storage: ArcSwap<StorageStatus>,
+    /// Set once when the member stops serving: open response streams end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// The store's sizes and the cluster's alarms, for Status and Alarm.
@@ -63,6 +65,7 @@ impl Shared {
             commit_index: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             storage: ArcSwap::from_pointee(StorageStatus::default()),
+            closing: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -143,5 +146,20 @@ impl Shared {
 
     pub(crate) fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Ends every open response stream (watch, lease keep-alive, election
+    /// observe): the member stops serving, and a stream never ends by itself.
+    pub(crate) fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Completes once [`Shared::close_streams`] was called.
+    pub(crate) fn streams_closing(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut closing = self.closing.subscribe();
+        async move {
+            // Err: the sender is gone with the member; nothing is served then.
+            let _ = closing.wait_for(|closing| *closing).await;
+        }
     }
 }

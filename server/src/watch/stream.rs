@@ -83,6 +83,10 @@ impl StreamState {
                     Some(response) => self.on_event_response(response).await,
                     None => false,
                 },
+                // The response stream was dropped (the member stops, or the
+                // client went away): let go of the request stream too, so
+                // the HTTP/2 stream and its connection can close.
+                () = self.output.closed() => false,
             };
             if !alive {
                 break;
