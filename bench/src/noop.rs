@@ -1,8 +1,9 @@
 //! The no-op baseline: etcd's KV service answering every Put and Range at once, with no
-//! storage, no Raft and no checks, on a tonic server configured as keel's. Measuring it
-//! with keel-bench shows what gRPC alone costs on this machine (the ceiling any server
-//! written with tonic can reach here, client included), so the comparison can say how much
-//! of keel's time is its write path and how much is the transport.
+//! storage, no Raft and no checks, on a stock tonic server (keel's own server additionally
+//! batches its writes, `server/src/batched_io.rs`). Measuring it with keel-bench shows what
+//! gRPC alone costs on this machine (what a server written with stock tonic can reach here,
+//! client included), so the comparison can say how much of keel's time is its write path and
+//! how much is the transport.
 //!
 //! Not a server: it stores nothing and answers Range with no keys. It serves KV only.
 
