@@ -96,14 +96,7 @@ async fn wal_segments_behind_a_checkpoint_are_released() {
         .into_iter()
         .next()
         .expect("a segment");
-    let mut revisions = Vec::new();
-    for i in 0..80 {
-        let put = c
-            .put(format!("big{i:02}"), value.clone(), None)
-            .await
-            .expect("put");
-        revisions.push(put.header().expect("header").revision());
-    }
+    let revisions = put_numbered(&mut c, "big", 80, &value).await;
     let released = eventually(Duration::from_secs(20), || !first_segment.exists());
     assert!(
         released,
@@ -113,14 +106,43 @@ async fn wal_segments_behind_a_checkpoint_are_released() {
         keel.log()
     );
     drop(c);
+    assert_numbered_survive_kill9(&mut keel, "big", &revisions, value.len()).await;
+}
+
+/// Puts `{prefix}00`, `{prefix}01`, ... (`count` keys) with `value`; their revisions.
+async fn put_numbered(
+    c: &mut etcd_client::Client,
+    prefix: &str,
+    count: usize,
+    value: &[u8],
+) -> Vec<i64> {
+    let mut revisions = Vec::new();
+    for i in 0..count {
+        let put = c
+            .put(format!("{prefix}{i:02}"), value, None)
+            .await
+            .expect("put");
+        revisions.push(put.header().expect("header").revision());
+    }
+    revisions
+}
+
+/// kill -9, restart, and every key `put_numbered` wrote is back with its value's length
+/// and its revision.
+async fn assert_numbered_survive_kill9(
+    keel: &mut Keel,
+    prefix: &str,
+    revisions: &[i64],
+    value_len: usize,
+) {
     keel.kill9();
     keel.restart();
     let mut c = keel.client().await;
     for (i, revision) in revisions.iter().enumerate() {
-        let got = c.get(format!("big{i:02}"), None).await.expect("get");
+        let got = c.get(format!("{prefix}{i:02}"), None).await.expect("get");
         let kv = &got.kvs()[0];
-        assert_eq!(kv.value().len(), 1 << 20);
-        assert_eq!(kv.mod_revision(), *revision);
+        assert_eq!(kv.value().len(), value_len, "{prefix}{i:02}");
+        assert_eq!(kv.mod_revision(), *revision, "{prefix}{i:02}");
     }
 }
 
@@ -140,14 +162,7 @@ async fn wal_segment_size_and_preallocation_flags_shape_the_wal() {
     let mut c = keel.client().await;
     let value = vec![b'w'; 16 * 1024];
     // 64 x 16 KiB = 1 MiB of entries: at least 4 segments of 256 KiB.
-    let mut revisions = Vec::new();
-    for i in 0..64 {
-        let put = c
-            .put(format!("seg{i:02}"), value.clone(), None)
-            .await
-            .expect("put");
-        revisions.push(put.header().expect("header").revision());
-    }
+    let revisions = put_numbered(&mut c, "seg", 64, &value).await;
     let segments = wal_segments(&keel.wal_dir());
     assert!(segments.len() >= 4, "segments: {segments:?}");
     for segment in &segments[..segments.len() - 1] {
@@ -166,13 +181,7 @@ async fn wal_segment_size_and_preallocation_flags_shape_the_wal() {
         live.display()
     );
     drop(c);
-    keel.kill9();
-    keel.restart();
-    let mut c = keel.client().await;
-    for (i, revision) in revisions.iter().enumerate() {
-        let got = c.get(format!("seg{i:02}"), None).await.expect("get");
-        assert_eq!(got.kvs()[0].mod_revision(), *revision, "seg{i:02}");
-    }
+    assert_numbered_survive_kill9(&mut keel, "seg", &revisions, value.len()).await;
 }
 
 // Guards the WAL batch flags: with --wal-batch-interval a lone put waits the

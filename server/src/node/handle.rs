@@ -95,15 +95,25 @@ impl NodeHandle {
         request: CoreRequest,
         answer: oneshot::Receiver<T>,
     ) -> Result<T, ApiError> {
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        self.hand_over(request, deadline).await?;
+        answer.await.map_err(|_| ApiError::Stopped)
+    }
+
+    /// Puts `request` in the core's inbox, waiting for room until `deadline`.
+    async fn hand_over(
+        &self,
+        request: CoreRequest,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ApiError> {
         if self.shared.is_stopped() {
             return Err(ApiError::Stopped);
         }
-        match tokio::time::timeout(self.request_timeout, self.inbox.send_async(request)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(ApiError::Stopped),
-            Err(_) => return Err(ApiError::Timeout),
+        match tokio::time::timeout_at(deadline, self.inbox.send_async(request)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(ApiError::Stopped),
+            Err(_) => Err(ApiError::Timeout),
         }
-        answer.await.map_err(|_| ApiError::Stopped)
     }
 
     /// A fresh id for a lease the client did not name (etcd: positive ids
@@ -230,15 +240,8 @@ impl NodeHandle {
         request: CoreRequest,
         answer: oneshot::Receiver<T>,
     ) -> Result<T, ApiError> {
-        if self.shared.is_stopped() {
-            return Err(ApiError::Stopped);
-        }
         let deadline = tokio::time::Instant::now() + self.request_timeout;
-        match tokio::time::timeout_at(deadline, self.inbox.send_async(request)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(ApiError::Stopped),
-            Err(_) => return Err(ApiError::Timeout),
-        }
+        self.hand_over(request, deadline).await?;
         match tokio::time::timeout_at(deadline, answer).await {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(_)) => Err(ApiError::Stopped),
