@@ -11,14 +11,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::cli::Global;
-use crate::client::{connect, drive_one};
+use crate::client::connect;
 use crate::progress::Progress;
-use crate::proto::etcdserverpb::kv_client::KvClient;
 use crate::proto::etcdserverpb::PutRequest;
 use crate::report::{Outcome, Part, Recorder, Report};
 
 use super::keys::{encode_key, numbered_value, varint_size_bytes};
-use super::watch_streams::{open_stream, receive_events, SendTimes};
+use super::watch_streams::{marked_puts, open_stream, receive_events, SendTimes};
 use rand::Rng as _;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -142,29 +141,16 @@ pub(crate) async fn run(global: &Global, args: WatchArgs) -> anyhow::Result<Outc
             cancel_rx.clone(),
         )));
     }
-    let put_sent = sent.clone();
-    let put_keys = Arc::new(watched);
-    // Only the events bar is drawn: two bars on one stderr without a shared owner would
-    // overwrite each other (`json` only decides the bar inside `drive`).
-    let put_global = Global {
-        json: true,
-        ..global.clone()
-    };
-    let put = drive_one(
-        &put_global,
+    let put = marked_puts(
+        global.clone(),
         &channels,
         args.put_total,
         args.put_rate,
-        "put",
-        move |call| {
-            let keys = &put_keys;
-            let request = PutRequest {
-                key: keys[(call.number % keys.len() as u64) as usize].clone(),
-                value: numbered_value(call.number, 8),
-                ..Default::default()
-            };
-            put_sent.mark(call.number);
-            async move { KvClient::new(call.conn).put(request).await.map(|_| ()) }
+        sent.clone(),
+        move |number| PutRequest {
+            key: watched[(number % watched.len() as u64) as usize].clone(),
+            value: numbered_value(number, 8),
+            ..Default::default()
         },
     )
     .await;

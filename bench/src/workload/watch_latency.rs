@@ -8,15 +8,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cli::Global;
-use crate::client::{connect, drive_one};
+use crate::client::connect;
 use crate::progress::Progress;
-use crate::proto::etcdserverpb::kv_client::KvClient;
 use crate::proto::etcdserverpb::PutRequest;
 use crate::report::{Outcome, Part, Recorder};
 
 use super::keys::{numbered_value, random_value};
 use super::watch::collect;
-use super::watch_streams::{open_stream, receive_events, SendTimes};
+use super::watch_streams::{marked_puts, open_stream, receive_events, SendTimes};
 
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct WatchLatencyArgs {
@@ -104,29 +103,22 @@ pub(crate) async fn run(global: &Global, args: WatchLatencyArgs) -> anyhow::Resu
             cancel_rx.clone(),
         )));
     }
-    // One putting client, as etcd's tool has; only the events bar is drawn (`json` only
-    // decides the bar inside `drive`).
+    // One putting client, as etcd's tool has.
     let put_global = Global {
         clients: 1,
-        json: true,
         ..global.clone()
     };
-    let (put_sent, val_size) = (sent.clone(), args.val_size);
-    let put_channels = [channels[0].clone()];
-    let put = drive_one(
-        &put_global,
-        &put_channels,
+    let val_size = args.val_size;
+    let put = marked_puts(
+        put_global,
+        &channels[..1],
         args.put_total,
         args.put_rate,
-        "put",
-        move |call| {
-            let request = PutRequest {
-                key: key.clone(),
-                value: numbered_value(call.number, val_size),
-                ..Default::default()
-            };
-            put_sent.mark(call.number);
-            async move { KvClient::new(call.conn).put(request).await.map(|_| ()) }
+        sent.clone(),
+        move |number| PutRequest {
+            key: key.clone(),
+            value: numbered_value(number, val_size),
+            ..Default::default()
         },
     )
     .await;

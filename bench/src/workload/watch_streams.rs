@@ -13,12 +13,15 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::Streaming;
 
-use crate::client::status_text;
+use crate::cli::Global;
+use crate::client::{drive_one, status_text};
 use crate::progress::Progress;
+use crate::proto::etcdserverpb::kv_client::KvClient;
 use crate::proto::etcdserverpb::watch_client::WatchClient;
 use crate::proto::etcdserverpb::watch_request::RequestUnion;
+use crate::proto::etcdserverpb::PutRequest;
 use crate::proto::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
-use crate::report::Recorder;
+use crate::report::{Recorder, Report};
 
 use super::keys::value_number;
 
@@ -59,6 +62,34 @@ impl SendTimes {
 }
 
 /// A watch stream whose watchers are all created.
+/// The watch workloads' writer: `total` puts over `channels` by `global.clients` clients,
+/// paced at `rate` per second (0: not paced); put `n` is `request(n)`, marked in `sent` as it
+/// leaves. It draws no progress bar: the run's events bar is the only one (two bars on one
+/// stderr would overwrite each other).
+pub(crate) async fn marked_puts<F>(
+    global: Global,
+    channels: &[Channel],
+    total: u64,
+    rate: u64,
+    sent: Arc<SendTimes>,
+    request: F,
+) -> Report
+where
+    F: Fn(u64) -> PutRequest + Send + Sync + 'static,
+{
+    // `json` only decides whether `drive` draws its bar.
+    let global = Global {
+        json: true,
+        ..global
+    };
+    drive_one(&global, channels, total, rate, "put", move |call| {
+        let put = request(call.number);
+        sent.mark(call.number);
+        async move { KvClient::new(call.conn).put(put).await.map(|_| ()) }
+    })
+    .await
+}
+
 pub(crate) struct WatchStream {
     /// Kept open: dropping it would end the stream.
     requests: mpsc::Sender<WatchRequest>,
