@@ -277,23 +277,7 @@ fn draw_cdf(area: &Area<'_>, outcome: &Outcome) -> anyhow::Result<()> {
         .label_style((FAMILY, 14))
         .draw()
         .map_err(chart_error)?;
-    for (i, (name, points)) in lines.into_iter().enumerate() {
-        let color = color(i);
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
-            .map_err(chart_error)?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FAMILY, 14))
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(chart_error)?;
-    Ok(())
+    draw_lines(&mut chart, lines, SeriesLabelPosition::LowerRight)
 }
 
 fn draw_throughput(area: &Area<'_>, outcome: &Outcome) -> anyhow::Result<()> {
@@ -329,6 +313,19 @@ fn draw_throughput(area: &Area<'_>, outcome: &Outcome) -> anyhow::Result<()> {
         .label_style((FAMILY, 14))
         .draw()
         .map_err(chart_error)?;
+    draw_lines(&mut chart, lines, SeriesLabelPosition::UpperRight)
+}
+
+/// Draws one coloured line per part with a legend at `legend`: the tail both line panels share.
+fn draw_lines<'a, X, Y>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
+    lines: Vec<(&str, Vec<(f64, f64)>)>,
+    legend: SeriesLabelPosition,
+) -> anyhow::Result<()>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
     for (i, (name, points)) in lines.into_iter().enumerate() {
         let color = color(i);
         chart
@@ -339,7 +336,7 @@ fn draw_throughput(area: &Area<'_>, outcome: &Outcome) -> anyhow::Result<()> {
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(legend)
         .label_font((FAMILY, 14))
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
