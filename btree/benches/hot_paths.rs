@@ -20,79 +20,40 @@
 mod common;
 
 use std::hint::black_box;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use keel_btree::{KeyRange, MvccStore, RangeOptions, ReadView, StoreOptions};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use keel_btree::{RangeOptions, ReadView, StoreOptions};
 
 const KEY_COUNT: u64 = 1_000_000;
 const SMALL_KEY_COUNT: u64 = 100_000;
-const MAINTAIN_EVERY_PUTS: usize = 50_000;
 const TXNS_PER_VIEW: u64 = 100;
-const READ_KEYS_POOL_LEN: usize = 1 << 16;
 
 struct Fixture {
-    _dir: tempfile::TempDir,
-    store: MvccStore,
-    key_count: u64,
-    rng: StdRng,
-    puts_since_maintenance: usize,
+    work: common::Workload,
     /// Dirty node pages the untimed checkpoints after a timed `begin_checkpoint` wrote, and
     /// how many there were, for the printed average.
     encoded_pages: u64,
     encoded_checkpoints: u64,
 }
 
-fn open_unsynced(path: &Path) -> MvccStore {
-    let options = StoreOptions {
-        fsync: false,
-        ..StoreOptions::default()
-    };
-    MvccStore::open(path, &options).expect("open").0
-}
-
 impl Fixture {
+    /// The store is opened with `fsync: false` (see the module docs).
     fn new(key_count: u64) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = open_unsynced(&dir.path().join("bench.db"));
-        common::build(&mut store, key_count, 1000, 1);
+        let options = StoreOptions {
+            fsync: false,
+            ..StoreOptions::default()
+        };
         Fixture {
-            _dir: dir,
-            store,
-            key_count,
-            rng: StdRng::seed_from_u64(common::SEED ^ 4),
-            puts_since_maintenance: 0,
+            work: common::Workload::new(key_count, &options, common::SEED ^ 4),
             encoded_pages: 0,
             encoded_checkpoints: 0,
         }
     }
 
-    fn inputs(&mut self, puts: usize) -> Vec<(Bytes, Bytes)> {
-        (0..puts)
-            .map(|_| {
-                let key = common::key(self.rng.random_range(0..self.key_count));
-                (key, common::value(&mut self.rng))
-            })
-            .collect()
-    }
-
-    fn maintain(&mut self, puts: usize) {
-        self.puts_since_maintenance += puts;
-        if self.puts_since_maintenance >= MAINTAIN_EVERY_PUTS {
-            let revision = self.store.revision();
-            self.store.compact(revision).expect("compact to current");
-            common::checkpoint(&mut self.store);
-            self.puts_since_maintenance = 0;
-        }
-    }
-
     fn put_batch(&mut self, puts: usize) {
-        let inputs = self.inputs(puts);
-        let mut txn = self.store.write_txn();
+        let inputs = self.work.inputs(puts);
+        let mut txn = self.work.store.write_txn();
         for (key, value) in inputs {
             txn.try_put(key, value, 0).expect("put");
         }
@@ -107,16 +68,16 @@ impl Fixture {
             for _ in 0..puts / 100 {
                 self.put_batch(100);
             }
-            let index = self.store.applied_index() + 1;
+            let index = self.work.store.applied_index() + 1;
             let started = Instant::now();
-            let job = self.store.begin_checkpoint(index, b"bench");
+            let job = self.work.store.begin_checkpoint(index, b"bench");
             total += started.elapsed();
             let mut job = job.expect("begin");
             self.encoded_pages += job.stats().node_pages;
             self.encoded_checkpoints += 1;
             job.run().expect("run");
-            self.store.finish_checkpoint(job).expect("finish");
-            self.maintain(puts);
+            self.work.store.finish_checkpoint(job).expect("finish");
+            self.work.maintain(puts);
         }
         total
     }
@@ -135,21 +96,9 @@ impl Fixture {
 }
 
 fn read_benches(c: &mut Criterion, fixture: &Fixture, group_name: &str) {
-    let key_count = fixture.key_count;
-    let view = fixture.store.read_view();
-    let mut rng = StdRng::seed_from_u64(common::SEED ^ 5);
-    let points: Vec<KeyRange> = (0..READ_KEYS_POOL_LEN)
-        .map(|_| KeyRange::Key(common::key(rng.random_range(0..key_count))))
-        .collect();
-    let ranges: Vec<KeyRange> = (0..READ_KEYS_POOL_LEN)
-        .map(|_| {
-            let start = rng.random_range(0..key_count - 200);
-            KeyRange::Range {
-                start: common::key(start),
-                end: common::key(start + 100),
-            }
-        })
-        .collect();
+    let key_count = fixture.work.key_count;
+    let view = fixture.work.store.read_view();
+    let (points, ranges) = common::read_pools(key_count, common::SEED ^ 5);
     let mut group = c.benchmark_group(group_name);
     group
         .sample_size(20)
@@ -158,7 +107,7 @@ fn read_benches(c: &mut Criterion, fixture: &Fixture, group_name: &str) {
     let mut next = 0usize;
     group.bench_function("point_get", |b| {
         b.iter(|| {
-            next = (next + 1) % READ_KEYS_POOL_LEN;
+            next = (next + 1) % common::READ_KEYS_POOL_LEN;
             let got = view
                 .try_range(&points[next], &RangeOptions::default())
                 .expect("read");
@@ -169,7 +118,7 @@ fn read_benches(c: &mut Criterion, fixture: &Fixture, group_name: &str) {
     group.throughput(Throughput::Elements(100));
     group.bench_function("range_100_keys", |b| {
         b.iter(|| {
-            next = (next + 1) % READ_KEYS_POOL_LEN;
+            next = (next + 1) % common::READ_KEYS_POOL_LEN;
             let got = view
                 .try_range(&ranges[next], &RangeOptions::default())
                 .expect("read");
@@ -193,8 +142,8 @@ fn write_benches(c: &mut Criterion, fixture: &mut Fixture) {
             let mut done = 0;
             while done < iters {
                 let batch = (iters - done).min(TXNS_PER_VIEW);
-                let inputs = fixture.inputs(batch as usize);
-                let store = &mut fixture.store;
+                let inputs = fixture.work.inputs(batch as usize);
+                let store = &mut fixture.work.store;
                 let started = Instant::now();
                 for (key, value) in inputs {
                     let mut txn = store.write_txn();
@@ -204,7 +153,7 @@ fn write_benches(c: &mut Criterion, fixture: &mut Fixture) {
                 view = Some(store.read_view());
                 total += started.elapsed();
                 done += batch;
-                fixture.maintain(batch as usize);
+                fixture.work.maintain(batch as usize);
             }
             drop(view);
             total
@@ -217,10 +166,10 @@ fn write_benches(c: &mut Criterion, fixture: &mut Fixture) {
             for _ in 0..iters {
                 fixture.put_batch(1);
                 let started = Instant::now();
-                let taken = fixture.store.read_view();
+                let taken = fixture.work.store.read_view();
                 total += started.elapsed();
                 view = Some(taken);
-                fixture.maintain(1);
+                fixture.work.maintain(1);
             }
             drop(view);
             total
@@ -236,7 +185,7 @@ fn checkpoint_benches(c: &mut Criterion, fixture: &mut Fixture, label: &str) {
         .warm_up_time(Duration::from_millis(200))
         .measurement_time(Duration::from_millis(400));
     for puts in [100usize, 1000] {
-        common::checkpoint(&mut fixture.store);
+        common::checkpoint(&mut fixture.work.store);
         let id = BenchmarkId::new(label, format!("{puts}_puts"));
         group.bench_function(id, |b| {
             b.iter_custom(|iters| fixture.time_begin_checkpoint(iters, puts));

@@ -14,72 +14,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use keel_btree::{KeyRange, MvccStore, RangeOptions};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use keel_btree::{MvccStore, RangeOptions, StoreOptions};
 
 const KEY_COUNT: u64 = 1_000_000;
-const MAINTAIN_EVERY_PUTS: usize = 50_000;
-const READ_KEYS_POOL_LEN: usize = 1 << 16;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    store: MvccStore,
-    rng: StdRng,
-    puts_since_maintenance: usize,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = common::open(&dir.path().join("bench.db"));
-        common::build(&mut store, KEY_COUNT, 1000, 1);
-        Fixture {
-            _dir: dir,
-            store,
-            rng: StdRng::seed_from_u64(common::SEED ^ 1),
-            puts_since_maintenance: 0,
-        }
-    }
-
-    fn inputs(&mut self, puts: usize) -> Vec<(Bytes, Bytes)> {
-        (0..puts)
-            .map(|_| {
-                let key = common::key(self.rng.random_range(0..KEY_COUNT));
-                (key, common::value(&mut self.rng))
-            })
-            .collect()
-    }
-
-    fn maintain(&mut self, puts: usize) {
-        self.puts_since_maintenance += puts;
-        if self.puts_since_maintenance >= MAINTAIN_EVERY_PUTS {
-            let revision = self.store.revision();
-            self.store.compact(revision).expect("compact to current");
-            common::checkpoint(&mut self.store);
-            self.puts_since_maintenance = 0;
-        }
-    }
-
-    /// Runs `iters` rounds of `round` over `puts_per_round` fresh (key, value) pairs each; only
-    /// `round` is timed.
-    fn time_rounds(
-        &mut self,
-        iters: u64,
-        puts_per_round: usize,
-        round: impl Fn(&mut MvccStore, Vec<(Bytes, Bytes)>),
-    ) -> Duration {
-        let mut total = Duration::ZERO;
-        for _ in 0..iters {
-            let inputs = self.inputs(puts_per_round);
-            let started = Instant::now();
-            round(&mut self.store, inputs);
-            total += started.elapsed();
-            self.maintain(puts_per_round);
-        }
-        total
-    }
-}
+type Fixture = common::Workload;
 
 fn put_all(store: &mut MvccStore, inputs: Vec<(Bytes, Bytes)>) {
     let mut txn = store.write_txn();
@@ -150,19 +89,7 @@ fn write_benches(c: &mut Criterion, fixture: &mut Fixture) {
 
 fn read_benches(c: &mut Criterion, fixture: &Fixture) {
     let view = fixture.store.read_view();
-    let mut rng = StdRng::seed_from_u64(common::SEED ^ 2);
-    let points: Vec<KeyRange> = (0..READ_KEYS_POOL_LEN)
-        .map(|_| KeyRange::Key(common::key(rng.random_range(0..KEY_COUNT))))
-        .collect();
-    let ranges: Vec<KeyRange> = (0..READ_KEYS_POOL_LEN)
-        .map(|_| {
-            let start = rng.random_range(0..KEY_COUNT - 200);
-            KeyRange::Range {
-                start: common::key(start),
-                end: common::key(start + 100),
-            }
-        })
-        .collect();
+    let (points, ranges) = common::read_pools(KEY_COUNT, common::SEED ^ 2);
     let mut group = c.benchmark_group("store_1m_keys");
     group
         .sample_size(20)
@@ -171,7 +98,7 @@ fn read_benches(c: &mut Criterion, fixture: &Fixture) {
     let mut next = 0usize;
     group.bench_function("point_get", |b| {
         b.iter(|| {
-            next = (next + 1) % READ_KEYS_POOL_LEN;
+            next = (next + 1) % common::READ_KEYS_POOL_LEN;
             black_box(
                 view.try_range(&points[next], &RangeOptions::default())
                     .expect("read"),
@@ -181,7 +108,7 @@ fn read_benches(c: &mut Criterion, fixture: &Fixture) {
     group.throughput(Throughput::Elements(100));
     group.bench_function("range_scan_100_keys", |b| {
         b.iter(|| {
-            next = (next + 1) % READ_KEYS_POOL_LEN;
+            next = (next + 1) % common::READ_KEYS_POOL_LEN;
             black_box(
                 view.try_range(&ranges[next], &RangeOptions::default())
                     .expect("read"),
@@ -196,7 +123,7 @@ fn read_benches(c: &mut Criterion, fixture: &Fixture) {
 }
 
 fn benches(c: &mut Criterion) {
-    let mut fixture = Fixture::new();
+    let mut fixture = Fixture::new(KEY_COUNT, &StoreOptions::default(), common::SEED ^ 1);
     read_benches(c, &fixture);
     write_benches(c, &mut fixture);
 }
