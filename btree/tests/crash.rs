@@ -13,6 +13,10 @@
 //! points, reopens, and which state each reopen found). Rerun one seed with
 //! `KEEL_TEST_SEED=<seed>`; `KEEL_LONG_TESTS=1` runs 40x more crash points.
 
+mod common;
+
+use common::value;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -63,23 +67,9 @@ fn snapshot_of(store: &MvccStore, applied_index: u64) -> Result<Snapshot, BtreeE
     })
 }
 
+/// Keys of this test: `120` of them.
 fn key(rng: &mut StdRng) -> Bytes {
-    let n = rng.random_range(0..120u32);
-    // Some keys long enough to be blobs at 512-byte pages.
-    let pad = if n % 17 == 0 { 150 } else { 0 };
-    let mut key = format!("key/{n:03}").into_bytes();
-    key.extend(std::iter::repeat_n(b'p', pad));
-    Bytes::from(key)
-}
-
-fn value(rng: &mut StdRng) -> Bytes {
-    let len = if rng.random_ratio(1, 12) {
-        rng.random_range(200..2500)
-    } else {
-        rng.random_range(0..60)
-    };
-    let byte: u8 = rng.random();
-    Bytes::from(vec![byte; len])
+    common::key(rng, 120)
 }
 
 /// Runs transactions until `commits` are done or an I/O call fails; checkpoints every few

@@ -9,6 +9,10 @@
 //! The randomized tests print their seed; rerun one with `KEEL_TEST_SEED=<seed>`;
 //! `KEEL_LONG_TESTS=1` runs them longer.
 
+mod common;
+
+use common::value;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -46,23 +50,9 @@ fn all() -> KeyRange {
     KeyRange::FromKey(Bytes::new())
 }
 
+/// Keys of this test: `150` of them.
 fn key(rng: &mut StdRng) -> Bytes {
-    let n = rng.random_range(0..150u32);
-    // Some keys long enough to be blobs at 512-byte pages.
-    let pad = if n % 17 == 0 { 150 } else { 0 };
-    let mut key = format!("key/{n:03}").into_bytes();
-    key.extend(std::iter::repeat_n(b'p', pad));
-    Bytes::from(key)
-}
-
-fn value(rng: &mut StdRng) -> Bytes {
-    let len = if rng.random_ratio(1, 12) {
-        rng.random_range(200..2500)
-    } else {
-        rng.random_range(0..60)
-    };
-    let byte: u8 = rng.random();
-    Bytes::from(vec![byte; len])
+    common::key(rng, 150)
 }
 
 /// One random transaction: puts, range deletes and bucket writes.
