@@ -106,13 +106,7 @@ async fn revoke_deletes_every_attached_key_in_one_revision() {
         .await
         .expect("put");
     c.put("c", "unleased", None).await.expect("put"); // detaches c
-    let ttl = c
-        .lease_time_to_live(
-            lease,
-            Some(etcd_client::LeaseTimeToLiveOptions::new().with_keys()),
-        )
-        .await
-        .expect("ttl");
+    let ttl = time_to_live_with_keys(&mut c, lease).await;
     assert_eq!(ttl.granted_ttl(), 60);
     assert!(ttl.ttl() > 50 && ttl.ttl() <= 60, "{}", ttl.ttl());
     assert_eq!(ttl.keys(), [b"a".to_vec(), b"b".to_vec()]);
@@ -167,13 +161,7 @@ async fn a_deleted_leased_key_recreated_without_lease_survives_the_revoke() {
         .expect("put");
     c.delete("k", None).await.expect("delete");
     c.put("k", "free", None).await.expect("put");
-    let ttl = c
-        .lease_time_to_live(
-            lease,
-            Some(etcd_client::LeaseTimeToLiveOptions::new().with_keys()),
-        )
-        .await
-        .expect("ttl");
+    let ttl = time_to_live_with_keys(&mut c, lease).await;
     assert!(ttl.keys().is_empty(), "{:?}", ttl.keys());
     drop(c);
     keel.stop();
@@ -516,4 +504,17 @@ fn etcdctl_elect_campaign_and_observe() {
         text.starts_with("job/") && text.contains("\nalice\n"),
         "observer printed {text:?}"
     );
+}
+
+/// LeaseTimeToLive with the lease's keys.
+async fn time_to_live_with_keys(
+    c: &mut etcd_client::Client,
+    lease: i64,
+) -> etcd_client::LeaseTimeToLiveResponse {
+    c.lease_time_to_live(
+        lease,
+        Some(etcd_client::LeaseTimeToLiveOptions::new().with_keys()),
+    )
+    .await
+    .expect("ttl")
 }
