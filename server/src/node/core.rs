@@ -36,6 +36,13 @@ use crate::watch::{EventBatch, WatchHubHandle};
 /// compaction (etcd's SnapshotCatchUpEntries).
 const CATCH_UP_ENTRIES: u64 = 5_000;
 
+/// Requests taken from the inbox in one turn (`--wal-batch-limit` bounds them).
+#[derive(Default)]
+struct Taken {
+    requests: usize,
+    proposals: usize,
+}
+
 /// How the core sleeps: glommio's timer on the glommio executor
 /// (`--storage-io glommio`), tokio's on the current-thread runtime the core
 /// runs on with `--storage-io std` (the default).
@@ -153,35 +160,28 @@ impl Core {
 
     /// One turn; `Ok(false)` = shut down.
     async fn turn(&mut self, next_tick: &mut Instant) -> Result<bool, CoreError> {
-        let mut taken = 0;
+        let limit = self.settings.batch_limit;
+        let mut taken = Taken::default();
         if !self.raw.has_ready() {
             match self.wait(*next_tick).await {
                 Wake::Request(CoreRequest::Shutdown) | Wake::Shutdown => return Ok(false),
-                Wake::Request(request) => {
-                    let proposal = matches!(request, CoreRequest::Propose { .. });
-                    taken = 1;
-                    self.accept(request)?;
-                    if proposal && !self.settings.batch_interval.is_zero() {
-                        // Gather: the proposals that arrive meanwhile share the
-                        // batch (and its fdatasync).
-                        self.settings
-                            .timer
-                            .sleep(self.settings.batch_interval)
-                            .await;
-                    }
-                }
+                Wake::Request(request) => self.take(request, &mut taken)?,
                 Wake::Tick => {}
             }
         }
-        for request in self
-            .inbox
-            .try_iter()
-            .take(self.settings.batch_limit - taken)
-            .collect::<Vec<_>>()
+        if !self.take_pending(limit, &mut taken)? {
+            return Ok(false);
+        }
+        if taken.proposals > 0 && !self.settings.batch_interval.is_zero() && taken.requests < limit
         {
-            match request {
-                CoreRequest::Shutdown => return Ok(false),
-                request => self.accept(request)?,
+            // Gather: the proposals that arrive meanwhile share the batch
+            // (and its fdatasync).
+            self.settings
+                .timer
+                .sleep(self.settings.batch_interval)
+                .await;
+            if !self.take_pending(limit, &mut taken)? {
+                return Ok(false);
             }
         }
         let now = Instant::now();
@@ -214,6 +214,25 @@ impl Core {
             self.wal.release_before(before).await?;
         }
         Ok(())
+    }
+
+    /// Takes one request from the inbox into this turn.
+    fn take(&mut self, request: CoreRequest, taken: &mut Taken) -> Result<(), CoreError> {
+        taken.requests += 1;
+        taken.proposals += usize::from(matches!(request, CoreRequest::Propose { .. }));
+        self.accept(request)
+    }
+
+    /// Takes what the inbox holds, up to `limit` requests in the turn; `Ok(false)`: shut down.
+    fn take_pending(&mut self, limit: usize, taken: &mut Taken) -> Result<bool, CoreError> {
+        let pending: Vec<_> = self.inbox.try_iter().take(limit - taken.requests).collect();
+        for request in pending {
+            if matches!(request, CoreRequest::Shutdown) {
+                return Ok(false);
+            }
+            self.take(request, taken)?;
+        }
+        Ok(true)
     }
 
     async fn wait(&mut self, next_tick: Instant) -> Wake {
