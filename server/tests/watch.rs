@@ -166,6 +166,70 @@ async fn start_revision_replays_history_then_continues_live() {
     );
 }
 
+// Guards watchers that arrive after writes nobody watched: those writes reach
+// a later watcher from history, a watcher from "now" gets exactly the later
+// writes, and the hub's progress notifications report the current revision,
+// across the last watcher leaving and a new one arriving. (A hub that skips
+// batches while nobody watches must still pass this.)
+#[tokio::test]
+async fn watchers_arriving_after_unwatched_writes_miss_nothing_and_get_nothing_twice() {
+    let keel = Keel::start(&["--experimental-watch-progress-notify-interval=300ms"]);
+    let mut c = keel.client().await;
+    c.put("k", "1", None).await.expect("put"); // 2
+    c.put("k", "2", None).await.expect("put"); // 3
+    let (mut watcher, mut stream) = c.watch("k", None).await.expect("watch from now");
+    c.put("k", "3", None).await.expect("put"); // 4
+    assert_eq!(
+        collect(&mut stream, 1).await,
+        vec![(EventType::Put, "k".into(), "3".into(), 4)]
+    );
+    watcher.request_progress().await.expect("progress");
+    let progress = next(&mut stream).await;
+    assert!(progress.events().is_empty());
+    assert_eq!(progress.header().expect("header").revision(), 4);
+    watcher.cancel().await.expect("cancel");
+    assert!(next(&mut stream).await.canceled());
+    // Nobody watches these.
+    c.put("k", "4", None).await.expect("put"); // 5
+    c.put("other", "x", None).await.expect("put"); // 6
+    c.put("k", "5", None).await.expect("put"); // 7
+    let (_again, mut again) = c
+        .watch("k", Some(WatchOptions::new().with_start_revision(5)))
+        .await
+        .expect("watch from 5");
+    let (_now, mut now) = c
+        .watch("k", Some(WatchOptions::new().with_progress_notify()))
+        .await
+        .expect("watch from now");
+    // The hub's own progress notification speaks for the revision it has
+    // handed out: the current one, not where it stood when the last watcher left.
+    let progress = next(&mut now).await;
+    assert!(progress.events().is_empty());
+    assert_eq!(progress.header().expect("header").revision(), 7);
+    c.put("k", "6", None).await.expect("put"); // 8
+    assert_eq!(
+        collect(&mut again, 3).await,
+        vec![
+            (EventType::Put, "k".into(), "4".into(), 5),
+            (EventType::Put, "k".into(), "5".into(), 7),
+            (EventType::Put, "k".into(), "6".into(), 8),
+        ]
+    );
+    assert_eq!(
+        collect(&mut now, 1).await,
+        vec![(EventType::Put, "k".into(), "6".into(), 8)]
+    );
+    // Within the next 400 ms: progress notifications at most, no event again.
+    let quiet_until = tokio::time::Instant::now() + Duration::from_millis(400);
+    for stream in [&mut again, &mut now] {
+        while let Ok(extra) = tokio::time::timeout_at(quiet_until, stream.message()).await {
+            let extra = extra.expect("stream ok").expect("stream open");
+            assert!(extra.events().is_empty(), "an event came twice: {extra:?}");
+            assert_eq!(extra.header().expect("header").revision(), 8);
+        }
+    }
+}
+
 // Guards compaction: a watch from a compacted revision is cancelled with
 // compact_revision, as etcd does.
 #[tokio::test]
