@@ -1,6 +1,8 @@
-//! append + fdatasync at batch sizes 1, 8, 64 and 256 entries of 256 B, for StdDisk and
-//! GlommioDisk, into preallocated (zero-filled) 64 MiB segments in a temporary directory (the default
-//! options); and, StdDisk only, zeroed vs preallocated vs growing segments (docs/tuning.md).
+//! append + sync at batch sizes 1, 8, 64 and 256 entries of 256 B, for StdDisk in both durable
+//! sync modes (`std-fdatasync`: pwrite + fdatasync; `std-dsync`: one pwritev2 with RWF_DSYNC)
+//! and GlommioDisk (write + fdatasync; Dsync is the same there), into preallocated
+//! (zero-filled) 64 MiB segments in a temporary directory (the default options); and, StdDisk
+//! only, zeroed vs preallocated vs growing segments in both modes (docs/tuning.md).
 //! Bounded: 10 samples, ~2 s of measurement per case.
 //!
 //! `cargo bench -p keel-wal --bench append` (use your own CARGO_TARGET_DIR).
@@ -11,10 +13,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use glommio::{LocalExecutorBuilder, Placement};
-use keel_wal::{Disk, GlommioDisk, Preallocation, StdDisk, Wal, WalEntry, WalOptions, WalState};
+use keel_wal::{
+    Disk, GlommioDisk, Preallocation, StdDisk, SyncMode, Wal, WalEntry, WalOptions, WalState,
+};
 
 const ENTRY_DATA_BYTES: usize = 256;
 const BATCH_SIZES: [usize; 4] = [1, 8, 64, 256];
+/// The durable sync modes, named as in the benchmark ids and `--wal-sync`.
+const SYNC_MODES: [(&str, SyncMode); 2] = [
+    ("fdatasync", SyncMode::Fdatasync),
+    ("dsync", SyncMode::Dsync),
+];
 /// glommio's locked I/O memory; 2 MiB works without CAP_IPC_LOCK too.
 const GLOMMIO_IO_MEMORY_BYTES: usize = 2 << 20;
 
@@ -67,13 +76,26 @@ fn bench_append(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(2));
     for batch_size in BATCH_SIZES {
         group.throughput(Throughput::Elements(batch_size as u64));
-        group.bench_function(BenchmarkId::new("std", batch_size), |b| {
-            b.iter_custom(|iters| {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let path = dir.path().join("wal");
-                futures::executor::block_on(append_batches(StdDisk, &path, batch_size, iters))
+        for (mode_name, sync_mode) in SYNC_MODES {
+            let options = WalOptions {
+                sync_mode,
+                ..WalOptions::default()
+            };
+            let id = BenchmarkId::new(format!("std-{mode_name}"), batch_size);
+            group.bench_function(id, |b| {
+                b.iter_custom(|iters| {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let path = dir.path().join("wal");
+                    futures::executor::block_on(append_batches_with(
+                        StdDisk,
+                        options.clone(),
+                        &path,
+                        batch_size,
+                        iters,
+                    ))
+                });
             });
-        });
+        }
         group.bench_function(BenchmarkId::new("glommio", batch_size), |b| {
             b.iter_custom(|iters| {
                 let dir = tempfile::tempdir().expect("tempdir");
@@ -91,8 +113,9 @@ fn bench_append(c: &mut Criterion) {
 
 /// Segment preallocation (docs/tuning.md): the same appends into segments
 /// zero-filled in the background (the default), `fallocate`d only ("preallocated")
-/// and growing with every append. The server always zero-fills; this is how to
-/// see the effect.
+/// and growing with every append, each in both sync modes (`RWF_DSYNC` into unwritten
+/// extents or past the end still commits the journal, as fdatasync does). This is how to
+/// see the effect of `--wal-preallocation` and `--wal-sync` together.
 /// StdDisk only.
 fn bench_preallocate(c: &mut Criterion) {
     let mut group = c.benchmark_group("append_sync_std_preallocation");
@@ -101,16 +124,21 @@ fn bench_preallocate(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(2));
     for batch_size in [1, 64] {
         group.throughput(Throughput::Elements(batch_size as u64));
-        for (name, preallocation) in [
+        for ((name, preallocation), (mode_name, sync_mode)) in [
             ("zeroed", Preallocation::Zeroed),
             ("preallocated", Preallocation::Fallocate),
             ("growing", Preallocation::Grow),
-        ] {
+        ]
+        .into_iter()
+        .flat_map(|preallocation| SYNC_MODES.map(|mode| (preallocation, mode)))
+        {
             let options = WalOptions {
                 preallocation,
+                sync_mode,
                 ..WalOptions::default()
             };
-            group.bench_function(BenchmarkId::new(name, batch_size), |b| {
+            let id = BenchmarkId::new(format!("{name}-{mode_name}"), batch_size);
+            group.bench_function(id, |b| {
                 b.iter_custom(|iters| {
                     let dir = tempfile::tempdir().expect("tempdir");
                     let path = dir.path().join("wal");

@@ -17,7 +17,12 @@
 //! - `glommio/fallocated`, `glommio/overwrite`: `DmaFile::write_at` + `fdatasync` via io_uring;
 //! - `wal-std/…`, `wal-glommio/…`: `Wal::append` of one entry + state (what the core does per
 //!   put) with `Preallocation::Fallocate` and `Preallocation::Zeroed` (after 500 warm-up
-//!   appends).
+//!   appends), in `SyncMode::Fdatasync`;
+//! - `wal-std-dsync/…`: the same `Wal::append` on `StdDisk` in `SyncMode::Dsync` (one
+//!   `pwritev2(RWF_DSYNC)` per append; `--wal-sync dsync`);
+//! - `pair-fdatasync/zeroed`, `pair-dsync/zeroed`: two zeroed WALs on `StdDisk`, one per sync
+//!   mode, appended to alternately (which one goes first alternates too), so that both modes
+//!   see the same disk conditions: the fairest comparison of the two on a shared disk.
 //!
 //! Prints `case p50 p90 p99 mean` in microseconds.
 
@@ -31,7 +36,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use glommio::io::OpenOptions as DmaOpenOptions;
 use glommio::{LocalExecutorBuilder, Placement};
-use keel_wal::{Disk, GlommioDisk, Preallocation, StdDisk, Wal, WalEntry, WalOptions, WalState};
+use keel_wal::{
+    Disk, GlommioDisk, Preallocation, StdDisk, SyncMode, Wal, WalEntry, WalOptions, WalState,
+};
 
 const FILE_BYTES: u64 = 64 << 20;
 const WRITE_BYTES: usize = 4096;
@@ -197,10 +204,12 @@ async fn wal_case<D: Disk>(
     disk: D,
     dir: &Path,
     preallocation: Preallocation,
+    sync_mode: SyncMode,
     writes: usize,
 ) -> Vec<Duration> {
     let options = WalOptions {
         preallocation,
+        sync_mode,
         ..WalOptions::default()
     };
     let (mut wal, _) = Wal::open(disk, dir, options, 0)
@@ -228,6 +237,58 @@ async fn wal_case<D: Disk>(
     }
     wal.close().await.expect("closing the WAL");
     samples
+}
+
+/// One append of one entry + state at `index`, timed.
+async fn append_timed<D: Disk>(wal: &mut Wal<D>, index: u64, data: &Bytes) -> Duration {
+    let entry = WalEntry {
+        index,
+        term: 1,
+        kind: 0,
+        data: data.clone(),
+    };
+    let state = WalState {
+        term: 1,
+        vote: 1,
+        commit: index - 1,
+    };
+    let started = Instant::now();
+    wal.append(&[entry], Some(&state)).await.expect("append");
+    started.elapsed()
+}
+
+/// `writes` appends into each of two zeroed StdDisk WALs, one per durable sync mode,
+/// interleaved (the first of each pair alternates). Samples of (Fdatasync, Dsync).
+async fn wal_pair_case(dir: &Path, writes: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let options = |sync_mode| WalOptions {
+        sync_mode,
+        ..WalOptions::default()
+    };
+    let (fdatasync_dir, dsync_dir) = (dir.join("pair-fdatasync"), dir.join("pair-dsync"));
+    let (mut fdatasync, _) = Wal::open(StdDisk, &fdatasync_dir, options(SyncMode::Fdatasync), 0)
+        .await
+        .expect("opening the WAL");
+    let (mut dsync, _) = Wal::open(StdDisk, &dsync_dir, options(SyncMode::Dsync), 0)
+        .await
+        .expect("opening the WAL");
+    let data = Bytes::from(vec![0x5Au8; ENTRY_DATA_BYTES]);
+    let (mut fdatasync_samples, mut dsync_samples) = (Vec::new(), Vec::new());
+    for n in 1..=writes as u64 + WAL_WARM_UP_APPENDS {
+        let (first, second) = if n % 2 == 0 {
+            let first = append_timed(&mut fdatasync, n, &data).await;
+            (first, append_timed(&mut dsync, n, &data).await)
+        } else {
+            let second = append_timed(&mut dsync, n, &data).await;
+            (append_timed(&mut fdatasync, n, &data).await, second)
+        };
+        if n > WAL_WARM_UP_APPENDS {
+            fdatasync_samples.push(first);
+            dsync_samples.push(second);
+        }
+    }
+    fdatasync.close().await.expect("closing the WAL");
+    dsync.close().await.expect("closing the WAL");
+    (fdatasync_samples, dsync_samples)
 }
 
 fn glommio_run<T: Send + 'static>(
@@ -273,16 +334,33 @@ fn main() -> io::Result<()> {
         ("fallocated", Preallocation::Fallocate),
         ("zeroed", Preallocation::Zeroed),
     ] {
-        let std_dir = temp.path().join(format!("wal-std-{name}"));
-        let samples =
-            futures::executor::block_on(wal_case(StdDisk, &std_dir, preallocation, writes));
-        results.push(Samples::new(&format!("wal-std/{name}"), samples));
+        for (mode_name, sync_mode) in [("", SyncMode::Fdatasync), ("-dsync", SyncMode::Dsync)] {
+            let std_dir = temp.path().join(format!("wal-std{mode_name}-{name}"));
+            let samples = futures::executor::block_on(wal_case(
+                StdDisk,
+                &std_dir,
+                preallocation,
+                sync_mode,
+                writes,
+            ));
+            results.push(Samples::new(&format!("wal-std{mode_name}/{name}"), samples));
+        }
         let glommio_dir = temp.path().join(format!("wal-glommio-{name}"));
         let samples = glommio_run(async move {
-            wal_case(GlommioDisk, &glommio_dir, preallocation, writes).await
+            wal_case(
+                GlommioDisk,
+                &glommio_dir,
+                preallocation,
+                SyncMode::Fdatasync,
+                writes,
+            )
+            .await
         })?;
         results.push(Samples::new(&format!("wal-glommio/{name}"), samples));
     }
+    let (fdatasync, dsync) = futures::executor::block_on(wal_pair_case(temp.path(), writes));
+    results.push(Samples::new("pair-fdatasync/zeroed", fdatasync));
+    results.push(Samples::new("pair-dsync/zeroed", dsync));
     for samples in &results {
         samples.print();
     }

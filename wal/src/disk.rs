@@ -1,7 +1,8 @@
 //! The I/O seam: `Disk` (directory operations) and `DiskFile` (positional file I/O). The WAL
 //! does all I/O through these traits; three implementations share one on-disk format:
-//! [`GlommioDisk`] (O_DIRECT via io_uring), [`StdDisk`] (pwrite + fdatasync) and [`MemDisk`]
-//! (in memory, with power-loss images and fault injection for tests).
+//! [`GlommioDisk`] (O_DIRECT via io_uring), [`StdDisk`] (pwrite + fdatasync, or
+//! pwritev2 + RWF_DSYNC) and [`MemDisk`] (in memory, with power-loss images and fault
+//! injection for tests).
 
 mod glommio_disk;
 mod mem_disk;
@@ -9,6 +10,8 @@ mod std_disk;
 
 use std::io;
 use std::path::Path;
+
+use crate::options::SyncMode;
 
 pub use glommio_disk::{GlommioBuffer, GlommioDisk, GlommioDiskFile};
 pub use mem_disk::{MemDisk, MemDiskFile, TornWrite, MEM_SECTOR_BYTES};
@@ -59,6 +62,16 @@ pub trait DiskFile {
     async fn write_at(&self, buf: Self::Buffer, offset_bytes: u64) -> io::Result<()>;
     /// `fdatasync`: data written so far, and the file size, survive a power loss.
     async fn sync(&self) -> io::Result<()>;
+    /// Writes the whole buffer at `offset_bytes` (a multiple of 4096) *durably*: when it
+    /// returns `Ok`, these bytes, and the file size needed to read them back, survive a power
+    /// loss. Other unsynced writes of the file need not: only this range is promised (Linux
+    /// `RWF_DSYNC` syncs just the written range). On `Err` the bytes may be absent, present
+    /// or partly present after a power loss. The default is [`DiskFile::write_at`] then
+    /// [`DiskFile::sync`], which makes more durable than promised.
+    async fn write_durable_at(&self, buf: Self::Buffer, offset_bytes: u64) -> io::Result<()> {
+        self.write_at(buf, offset_bytes).await?;
+        self.sync().await
+    }
     /// Truncates or extends (with zeros) the file to `len_bytes`; durable after `sync`.
     async fn set_len(&self, len_bytes: u64) -> io::Result<()>;
     /// Preallocates (`fallocate`) the file to at least `len_bytes`; new bytes read as zeros.
@@ -73,4 +86,22 @@ pub trait DiskFile {
     async fn len_bytes(&self) -> io::Result<u64>;
     /// Closes the file.
     async fn close(self) -> io::Result<()>;
+}
+
+/// Writes `buf` at `offset_bytes` as `sync_mode` says: durable by a write then a sync
+/// (`Fdatasync`), durable by one durable write (`Dsync`), or just written (`None`).
+pub(crate) async fn write_in_sync_mode<F: DiskFile>(
+    file: &F,
+    buf: F::Buffer,
+    offset_bytes: u64,
+    sync_mode: SyncMode,
+) -> io::Result<()> {
+    match sync_mode {
+        SyncMode::Fdatasync => {
+            file.write_at(buf, offset_bytes).await?;
+            file.sync().await
+        }
+        SyncMode::Dsync => file.write_durable_at(buf, offset_bytes).await,
+        SyncMode::None => file.write_at(buf, offset_bytes).await,
+    }
 }

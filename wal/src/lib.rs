@@ -2,8 +2,10 @@
 //!
 //! It stores *entries* (index, term, kind byte, opaque data), a *state* record (term, vote,
 //! commit) and *snapshot markers* (index, term) in segment files of a directory, and gives
-//! them back after a restart. Each [`Wal::append`] is one buffer, one write and one
-//! `fdatasync`: group commit happens in the caller, which batches a whole Raft `Ready`.
+//! them back after a restart. Each [`Wal::append`] is one buffer, written and then synced
+//! with `fdatasync` ([`SyncMode::Fdatasync`]) or written durably in one call
+//! ([`SyncMode::Dsync`]: `pwritev2(.., RWF_DSYNC)` on [`StdDisk`]): group commit happens in
+//! the caller, which batches a whole Raft `Ready`.
 //! The on-disk format is specified in `docs/design/wal-format.md`.
 //!
 //! What it is NOT: it knows nothing of Raft, etcd or gRPC types; it does not decide what to
@@ -13,7 +15,8 @@
 //!
 //! All I/O goes through the [`Disk`] trait: [`GlommioDisk`] (O_DIRECT + io_uring, inside a
 //! glommio `LocalExecutor`; without CAP_IPC_LOCK set the executor's `io_memory` to between
-//! 512 KiB and 2 MiB), [`StdDisk`] (pwrite + fdatasync) and [`MemDisk`] (in memory, with
+//! 512 KiB and 2 MiB; [`SyncMode::Dsync`] is write + `fdatasync` there, the trait's default),
+//! [`StdDisk`] (pwrite + fdatasync, or pwritev2 + RWF_DSYNC) and [`MemDisk`] (in memory, with
 //! power-loss images, for tests). All three read and write the same format.
 //!
 //! # Contract with the caller
@@ -22,7 +25,7 @@
 //!    index. Starting at or below `last_index()` replaces that suffix (Raft conflict
 //!    resolution). Violations return [`WalError::NonContiguous`].
 //! 2. When `append` or `save_snapshot_marker` returns `Ok`, the batch survives power loss
-//!    (with [`SyncMode::Fdatasync`]). When it returns `Err`, the batch may or may not survive,
+//!    (with [`SyncMode::Fdatasync`] or [`SyncMode::Dsync`]). When it returns `Err`, the batch may or may not survive,
 //!    but never partly; after a write or sync error the WAL is poisoned: reopen it.
 //! 3. `open` returns the last state, the last marker and the entries `>= replay_from`,
 //!    contiguous and ascending, with suffix overwrites and snapshot jumps applied. A torn
@@ -55,6 +58,16 @@
 //!    remaining segments always replay to the same state, last index and entries `>= i`.
 //! 7. After a write or sync failure nothing more is written (the WAL is poisoned): the tail
 //!    is unknown until recovery re-establishes it.
+//! 8. An append's sync covers every byte the append relies on that is not durable yet, so
+//!    [`SyncMode::Dsync`], whose durable write syncs only the range it writes (Linux
+//!    `RWF_DSYNC` ends in `vfs_fsync_range` of that range), makes exactly what write +
+//!    `fdatasync` makes durable. The append is one buffer (invariant 1), and all before it in
+//!    its segment is durable already: earlier batches were made durable before they were
+//!    acknowledged; a new segment's header travels in the same buffer as its first batch; a
+//!    torn tail's cut is synced; and at open the last segment and the directory are synced,
+//!    so bytes and names a killed process wrote but never synced cannot vanish under later
+//!    appends. A segment's preallocated length (`fallocate`, zero-fill) is never relied on:
+//!    a segment cut short by a power loss ends cleanly after its last durable batch.
 //!
 //! # Example
 //! ```

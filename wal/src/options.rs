@@ -6,12 +6,33 @@ use crate::segment::{BLOCK_SIZE_BYTES, SEGMENT_HEADER_BYTES};
 /// How `append` makes a batch durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncMode {
-    /// `fdatasync` after every batch write (and for segment roll, directory changes).
+    /// A batch's write, then `fdatasync` of the segment (two system calls per append; also
+    /// for segment roll, and `fsync` of the directory for its names).
     Fdatasync,
+    /// A batch's write *is* its sync: [`crate::DiskFile::write_durable_at`]. On
+    /// [`crate::StdDisk`] that is one `pwritev2(.., RWF_DSYNC)`, which returns once the
+    /// written range and the metadata needed to read it back are durable (what `fdatasync`
+    /// gives for that range), saving a system call per append. [`crate::GlommioDisk`] has no
+    /// such path (the trait's default, write + sync, as `Fdatasync`); [`crate::MemDisk`]
+    /// models it (only the written range becomes durable).
+    /// Durability is the same as `Fdatasync` (crate docs, invariant 8): every append is a
+    /// single buffer holding every byte it relies on that is not durable yet. Directory
+    /// changes still use `fsync` of the directory.
+    Dsync,
     /// No syncs at all: etcd's `--unsafe-no-fsync`. For benchmarks only: after a power loss,
     /// acknowledged batches may be missing, and since the page cache writes back in any order,
     /// recovery may even report corruption before the tail.
     None,
+}
+
+impl SyncMode {
+    /// Whether acknowledged batches must survive a power loss (every mode but `None`).
+    pub fn is_durable(self) -> bool {
+        match self {
+            SyncMode::Fdatasync | SyncMode::Dsync => true,
+            SyncMode::None => false,
+        }
+    }
 }
 
 /// How new segment files get their space (see `docs/tuning.md` and `docs/benchmarks.md`).
@@ -26,9 +47,10 @@ pub enum Preallocation {
     Fallocate,
     /// `fallocate`, then write zeros over the whole segment and sync them, in the background
     /// while the previous segment is in use ([`crate::DiskFile::zero_fill`]): appends then
-    /// overwrite written blocks, and their `fdatasync` flushes data only. Costs one extra
-    /// sequential write of the segment size per segment, off the append path. With
-    /// [`SyncMode::None`] it is the same as `Fallocate` (nothing to gain without syncs).
+    /// overwrite written blocks, and their sync (`fdatasync` or `RWF_DSYNC`) flushes data
+    /// only. Costs one extra sequential write of the segment size per segment, off the append
+    /// path. With [`SyncMode::None`] it is the same as `Fallocate` (nothing to gain without
+    /// syncs).
     Zeroed,
 }
 

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::disk::{Disk, DiskFile};
+use crate::disk::{write_in_sync_mode, Disk, DiskFile};
 use crate::error::WalError;
 use crate::options::{Preallocation, SyncMode, WalOptions};
 use crate::segment::{header_encode, tmp_file_name, SegmentId, SEGMENT_HEADER_BYTES};
@@ -61,9 +61,7 @@ impl<F: DiskFile> SegmentPipeline<F> {
             Preallocation::Grow => Ok(()),
             Preallocation::Fallocate => file.allocate(size).await,
             // Returns at once; the file's next operation (the roll's write) waits for it.
-            Preallocation::Zeroed if options.sync_mode == SyncMode::Fdatasync => {
-                file.zero_fill(size).await
-            }
+            Preallocation::Zeroed if options.sync_mode.is_durable() => file.zero_fill(size).await,
             // Without syncs written blocks buy nothing, and the fill would sync.
             Preallocation::Zeroed => file.allocate(size).await,
         };
@@ -108,7 +106,12 @@ async fn discard<D: Disk>(disk: &D, prepared: PreparedSegment<D::File>) -> Resul
 
 /// Turns a prepared segment into segment `id`: writes the header block followed by
 /// `batch` (already encoded for block 1), syncs, renames it to its final name and syncs the
-/// directory. Only then is the segment (and the batch in it) part of the log.
+/// directory (the syncs as `sync_mode` says; none with `SyncMode::None`). Only then is the
+/// segment (and the batch in it) part of the log.
+///
+/// Invariant 8: header and batch are one buffer, so with `SyncMode::Dsync` its one durable
+/// write covers every byte the segment's first batch relies on. The file's preallocated size
+/// is not among them: a segment cut short by a power loss ends cleanly after its last batch.
 pub(crate) async fn segment_install<D: Disk>(
     disk: &D,
     dir: &Path,
@@ -116,7 +119,7 @@ pub(crate) async fn segment_install<D: Disk>(
     id: SegmentId,
     batch: impl FnOnce(&mut [u8]),
     batch_bytes: u64,
-    sync: bool,
+    sync_mode: SyncMode,
 ) -> Result<PathBuf, WalError> {
     let header_bytes = usize::try_from(SEGMENT_HEADER_BYTES).expect("one block");
     let total_bytes = usize::try_from(SEGMENT_HEADER_BYTES + batch_bytes).map_err(|_| {
@@ -129,17 +132,12 @@ pub(crate) async fn segment_install<D: Disk>(
     header_encode(id, header);
     batch(rest);
     let tmp = &prepared.tmp_path;
-    prepared
-        .file
-        .write_at(buffer, 0)
+    write_in_sync_mode(&prepared.file, buffer, 0, sync_mode)
         .await
         .map_err(WalError::io(tmp))?;
-    if sync {
-        prepared.file.sync().await.map_err(WalError::io(tmp))?;
-    }
     let path = dir.join(id.file_name());
     disk.rename(tmp, &path).await.map_err(WalError::io(&path))?;
-    if sync {
+    if sync_mode.is_durable() {
         disk.sync_dir(dir).await.map_err(WalError::io(dir))?;
     }
     Ok(path)

@@ -1,6 +1,6 @@
 //! Recovery at open: list the directory, drop `.tmp` files, check segment sequence numbers,
-//! scan every segment in order, replay their batches, and cut a torn tail off the last one
-//! (crate docs, invariants 4-6).
+//! scan every segment in order, replay their batches, cut a torn tail off the last one
+//! (crate docs, invariants 4-6), and make what was recovered durable (invariant 8).
 
 use std::path::{Path, PathBuf};
 
@@ -160,6 +160,7 @@ pub(crate) async fn recover<D: Disk>(
             stats,
         });
         if is_last {
+            recovered_sync(disk, dir, &file, &path, options).await?;
             outcome.active = Some(ActiveSegment {
                 file,
                 write_offset_bytes: end_bytes,
@@ -169,6 +170,27 @@ pub(crate) async fn recover<D: Disk>(
         }
     }
     Ok(outcome)
+}
+
+/// Invariant 8: a process killed between a write and its sync, or between a segment's rename
+/// and the directory sync, leaves bytes and names that this process reads back (from the page
+/// cache) but that a power loss could still take. Appends build on them, and a durable write
+/// of a later batch (`SyncMode::Dsync`) does not sync them, so they are synced here, once,
+/// before anything is appended: the last segment's data (earlier segments were closed only
+/// after their last batch was durable) and the directory. Usually there is nothing dirty and
+/// both syncs are cheap. Nothing to do without syncs (`SyncMode::None`).
+async fn recovered_sync<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    file: &D::File,
+    path: &Path,
+    options: &WalOptions,
+) -> Result<(), WalError> {
+    if !options.sync_mode.is_durable() {
+        return Ok(());
+    }
+    file.sync().await.map_err(WalError::io(path))?;
+    disk.sync_dir(dir).await.map_err(WalError::io(dir))
 }
 
 /// Decides what a segment's tail means. `Ok(None)`: clean. `Ok(Some(reason))`: a torn final

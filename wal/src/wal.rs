@@ -1,12 +1,13 @@
-//! `Wal`: open (with recovery), append (one write + one sync per batch, rolling segments when
-//! full), snapshot markers, release of old segments, close.
+//! `Wal`: open (with recovery), append (one write + one sync per batch, or one durable write
+//! with [`SyncMode::Dsync`]; rolling segments when full), snapshot markers, release of old
+//! segments, close.
 
 use std::path::{Path, PathBuf};
 
 use futures::future::join;
 
 use crate::batch::BatchEncoder;
-use crate::disk::{Disk, DiskFile};
+use crate::disk::{write_in_sync_mode, Disk, DiskFile};
 use crate::entry::{Recovered, SnapshotMarker, WalEntry, WalState};
 use crate::error::WalError;
 use crate::options::{SyncMode, WalOptions};
@@ -73,7 +74,12 @@ impl<D: Disk> Wal<D> {
                     first_index: 1,
                 };
                 let prepared = pipeline.take(&disk, dir, id.seq, &options).await?;
-                let path = segment_install(&disk, dir, &prepared, id, |_| {}, 0, true).await?;
+                // The first segment is made durable even without syncs: it costs once.
+                let sync_mode = match options.sync_mode {
+                    SyncMode::None => SyncMode::Fdatasync,
+                    durable => durable,
+                };
+                let path = segment_install(&disk, dir, &prepared, id, |_| {}, 0, sync_mode).await?;
                 let meta = SegmentMeta {
                     id,
                     path,
@@ -120,7 +126,8 @@ impl<D: Disk> Wal<D> {
     }
 
     /// Appends `entries` (contiguous; `entries[0].index` may be <= `last_index()` to replace
-    /// that suffix) and then `state`, with one write and one sync (unless `SyncMode::None`).
+    /// that suffix) and then `state`, with one write and one sync (`SyncMode::Fdatasync`), one
+    /// durable write (`SyncMode::Dsync`) or one write (`SyncMode::None`).
     /// When this returns `Ok`, the whole batch survives a power loss; if it returns `Err`, the
     /// batch is either entirely present or entirely absent after recovery (invariant 3).
     pub async fn append(
@@ -198,7 +205,7 @@ impl<D: Disk> Wal<D> {
                 .map_err(WalError::io(&path))?;
             self.segments.remove(0);
             self.position.first = first_index_fold(self.segments.iter().map(|s| &s.stats));
-            if self.options.sync_mode == SyncMode::Fdatasync {
+            if self.options.sync_mode.is_durable() {
                 self.disk
                     .sync_dir(&self.dir)
                     .await
@@ -328,16 +335,11 @@ impl<D: Disk> Wal<D> {
         let len = usize::try_from(batch_bytes).map_err(|_| too_large())?;
         let mut buffer = self.active.file.alloc_buffer(len);
         self.encoder.write_into(buffer.as_mut(), batch_block);
-        let sync = self.options.sync_mode == SyncMode::Fdatasync;
         let seq_next = self.segments.last().expect("active segment").id.seq + 1;
-        let file = &self.active.file;
-        let write = async {
-            file.write_at(buffer, offset).await?;
-            if sync {
-                file.sync().await?;
-            }
-            Ok::<(), std::io::Error>(())
-        };
+        // Invariant 8: the batch is this one buffer; every earlier byte of the segment (its
+        // header, earlier batches, a recovered tail cut) was durable before, so a durable
+        // write of this range makes exactly what write + fdatasync makes durable.
+        let write = write_in_sync_mode(&self.active.file, buffer, offset, self.options.sync_mode);
         let prepare = self
             .pipeline
             .prepare(&self.disk, &self.dir, seq_next, &self.options);
@@ -366,7 +368,6 @@ impl<D: Disk> Wal<D> {
             .take(&self.disk, &self.dir, seq, &self.options)
             .await?;
         let batch_bytes = self.encoder.batch_bytes();
-        let sync = self.options.sync_mode == SyncMode::Fdatasync;
         let encoder = &self.encoder;
         let block = block_of(SEGMENT_HEADER_BYTES)?;
         let installed = segment_install(
@@ -376,7 +377,7 @@ impl<D: Disk> Wal<D> {
             id,
             |out| encoder.write_into(out, block),
             batch_bytes,
-            sync,
+            self.options.sync_mode,
         )
         .await;
         let path = match installed {

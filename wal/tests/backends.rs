@@ -1,5 +1,6 @@
 //! The same scenarios against every backend: MemDisk, StdDisk (tempfile dirs) and
-//! GlommioDisk (inside a glommio LocalExecutor), plus a check that StdDisk and GlommioDisk
+//! GlommioDisk (inside a glommio LocalExecutor), each in every durable sync mode
+//! (`<scenario>::<backend>::{fdatasync,dsync}`), plus a check that StdDisk and GlommioDisk
 //! read each other's files (one on-disk format).
 
 mod common;
@@ -9,10 +10,10 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use common::scenario::{self, ByteFlip};
-use common::{entries, small_options};
+use common::{entries, small_options_in, DURABLE_SYNC_MODES};
 use futures::executor::block_on;
 use glommio::{LocalExecutorBuilder, Placement};
-use keel_wal::{Disk, DiskFile, GlommioDisk, MemDisk, StdDisk, Wal};
+use keel_wal::{Disk, DiskFile, GlommioDisk, MemDisk, StdDisk, SyncMode, Wal};
 
 /// glommio's locked I/O memory; 2 MiB works without CAP_IPC_LOCK too (see the crate docs).
 const GLOMMIO_IO_MEMORY_BYTES: usize = 2 << 20;
@@ -39,28 +40,50 @@ fn on_glommio<T: 'static>(future: impl std::future::Future<Output = T> + 'static
         .run(future)
 }
 
+/// One test per durable sync mode, named after it, each calling `$run(mode)`.
+macro_rules! in_every_sync_mode {
+    ($run:expr) => {
+        #[test]
+        fn fdatasync() {
+            ($run)(SyncMode::Fdatasync);
+        }
+
+        #[test]
+        fn dsync() {
+            ($run)(SyncMode::Dsync);
+        }
+    };
+}
+
 macro_rules! on_every_backend {
     ($name:ident, $scenario:ident) => {
         mod $name {
             use super::*;
 
-            #[test]
-            fn on_mem_disk() {
-                let result = block_on(scenario::$scenario(MemDisk::new(), Path::new("/wal")));
-                result.unwrap();
+            mod on_mem_disk {
+                use super::*;
+                in_every_sync_mode!(|mode| {
+                    let disk = MemDisk::new();
+                    block_on(scenario::$scenario(disk, Path::new("/wal"), mode)).unwrap();
+                });
             }
 
-            #[test]
-            fn on_std_disk() {
-                let dir = tempfile::tempdir().expect("tempdir");
-                block_on(scenario::$scenario(StdDisk, &dir.path().join("wal"))).unwrap();
+            mod on_std_disk {
+                use super::*;
+                in_every_sync_mode!(|mode| {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    block_on(scenario::$scenario(StdDisk, &dir.path().join("wal"), mode)).unwrap();
+                });
             }
 
-            #[test]
-            fn on_glommio_disk() {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let path = dir.path().join("wal");
-                on_glommio(async move { scenario::$scenario(GlommioDisk, &path).await }).unwrap();
+            mod on_glommio_disk {
+                use super::*;
+                in_every_sync_mode!(|mode| {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let path = dir.path().join("wal");
+                    on_glommio(async move { scenario::$scenario(GlommioDisk, &path, mode).await })
+                        .unwrap();
+                });
             }
         }
     };
@@ -71,33 +94,37 @@ macro_rules! on_every_backend_with_flip {
         mod $name {
             use super::*;
 
-            #[test]
-            fn on_mem_disk() {
-                let disk = MemDisk::new();
-                let flipper = disk.clone();
-                let flip: ByteFlip<'_> = &move |path, offset, mask| {
-                    assert!(flipper.corrupt_byte(path, offset, mask), "no byte to flip");
-                };
-                block_on(scenario::$scenario(disk, Path::new("/wal"), flip)).unwrap();
+            mod on_mem_disk {
+                use super::*;
+                in_every_sync_mode!(|mode| {
+                    let disk = MemDisk::new();
+                    let flipper = disk.clone();
+                    let flip: ByteFlip<'_> = &move |path, offset, mask| {
+                        assert!(flipper.corrupt_byte(path, offset, mask), "no byte to flip");
+                    };
+                    block_on(scenario::$scenario(disk, Path::new("/wal"), flip, mode)).unwrap();
+                });
             }
 
-            #[test]
-            fn on_std_disk() {
-                let dir = tempfile::tempdir().expect("tempdir");
-                block_on(scenario::$scenario(
-                    StdDisk,
-                    &dir.path().join("wal"),
-                    &std_flip,
-                ))
-                .unwrap();
+            mod on_std_disk {
+                use super::*;
+                in_every_sync_mode!(|mode| {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let path = dir.path().join("wal");
+                    block_on(scenario::$scenario(StdDisk, &path, &std_flip, mode)).unwrap();
+                });
             }
 
-            #[test]
-            fn on_glommio_disk() {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let path = dir.path().join("wal");
-                on_glommio(async move { scenario::$scenario(GlommioDisk, &path, &std_flip).await })
+            mod on_glommio_disk {
+                use super::*;
+                in_every_sync_mode!(|mode| {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let path = dir.path().join("wal");
+                    on_glommio(async move {
+                        scenario::$scenario(GlommioDisk, &path, &std_flip, mode).await
+                    })
                     .unwrap();
+                });
             }
         }
     };
@@ -122,12 +149,18 @@ on_every_backend_with_flip!(
 );
 
 // Guards "one on-disk format": a log written with StdDisk must open with GlommioDisk and
-// continue there, and the result must open with StdDisk again.
+// continue there, and the result must open with StdDisk again, whichever sync mode wrote it.
 #[test]
 fn std_and_glommio_disks_read_each_others_segments() {
+    for sync_mode in DURABLE_SYNC_MODES {
+        std_and_glommio_round_trip(sync_mode);
+    }
+}
+
+fn std_and_glommio_round_trip(sync_mode: SyncMode) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("wal");
-    let options = small_options(16 * 1024);
+    let options = small_options_in(sync_mode, 16 * 1024);
     let first = entries(1, 20, 1, 1000);
     let second = entries(21, 20, 1, 1000);
     block_on(async {
@@ -141,14 +174,14 @@ fn std_and_glommio_disks_read_each_others_segments() {
         let (mut wal, recovered) = Wal::open(GlommioDisk, &glommio_path, glommio_options, 0)
             .await
             .unwrap();
-        assert_eq!(recovered.entries, glommio_first);
+        assert_eq!(recovered.entries, glommio_first, "{sync_mode:?}");
         wal.append(&glommio_second, None).await.unwrap();
         wal.close().await.unwrap();
     });
     block_on(async {
         let (wal, recovered) = Wal::open(StdDisk, &path, options, 0).await.unwrap();
         let all: Vec<_> = first.iter().chain(&second).cloned().collect();
-        assert_eq!(recovered.entries, all);
+        assert_eq!(recovered.entries, all, "{sync_mode:?}");
         wal.close().await.unwrap();
     });
 }

@@ -1,17 +1,21 @@
-//! Crash tests on MemDisk: run a seeded workload, cut the power at every sync point, build
-//! the power-loss image (with and without a torn last write), reopen, and check that every
-//! acknowledged batch is there, nothing else is returned, and the WAL keeps working.
+//! Crash tests on MemDisk, in every durable sync mode: run a seeded workload, cut the power
+//! at every sync point (in `SyncMode::Dsync` each durable write is one), build the power-loss
+//! image (with and without a torn last write), reopen, and check that every acknowledged batch
+//! is there, nothing else is returned, and the WAL keeps working. Plus the process-restart
+//! cases: what a killed process wrote but never synced is made durable at open.
 //!
-//! `KEEL_LONG_TESTS=1` runs many more seeds. A failure names its seed, sync point and tear;
-//! rerun one seed with `KEEL_CRASH_SEED=<seed>`.
+//! `KEEL_LONG_TESTS=1` runs many more seeds. A failure names its seed, sync mode, sync point
+//! and tear; rerun one seed (in both modes) with `KEEL_CRASH_SEED=<seed>`.
 
 mod common;
 
 use std::path::Path;
 
-use common::{entries, small_options, splitmix64, Model};
+use common::{entries, small_options_in, splitmix64, Model, DURABLE_SYNC_MODES};
 use futures::executor::block_on;
-use keel_wal::{MemDisk, SnapshotMarker, TornWrite, Wal, WalEntry, WalError, WalState};
+use keel_wal::{
+    MemDisk, SnapshotMarker, SyncMode, TornWrite, Wal, WalEntry, WalError, WalOptions, WalState,
+};
 
 const DIR: &str = "/crash/wal";
 const SEGMENT_SIZE_BYTES: u64 = 16 * 1024;
@@ -102,9 +106,8 @@ struct Outcome {
     inflight: Option<Model>,
 }
 
-async fn run(disk: &MemDisk, steps: &[Step]) -> Outcome {
+async fn run(disk: &MemDisk, options: &WalOptions, steps: &[Step]) -> Outcome {
     let dir = Path::new(DIR);
-    let options = small_options(SEGMENT_SIZE_BYTES);
     let mut acked = Model::default();
     let Ok((mut wal, _)) = Wal::open(disk.clone(), dir, options.clone(), 0).await else {
         return Outcome {
@@ -186,9 +189,12 @@ fn tears(seed: u64) -> [TornWrite; 9] {
 
 /// Reopens a crash image and checks it against the acknowledged (or in-flight) model, then
 /// checks that the WAL accepts a new batch that survives another reopen.
-async fn recovery_check(image: MemDisk, outcome: &Outcome) -> Result<(), String> {
+async fn recovery_check(
+    image: MemDisk,
+    options: &WalOptions,
+    outcome: &Outcome,
+) -> Result<(), String> {
     let dir = Path::new(DIR);
-    let options = small_options(SEGMENT_SIZE_BYTES);
     let (mut wal, recovered) = Wal::open(image.clone(), dir, options.clone(), 0)
         .await
         .map_err(|error| format!("reopen after crash failed: {error}"))?;
@@ -227,7 +233,7 @@ async fn recovery_check(image: MemDisk, outcome: &Outcome) -> Result<(), String>
     wal.close()
         .await
         .map_err(|e| format!("close after recovery: {e}"))?;
-    let (wal, recovered) = Wal::open(image, dir, options, 0)
+    let (wal, recovered) = Wal::open(image, dir, options.clone(), 0)
         .await
         .map_err(|error| format!("second reopen failed: {error}"))?;
     model
@@ -239,10 +245,11 @@ async fn recovery_check(image: MemDisk, outcome: &Outcome) -> Result<(), String>
     wal.close().await.map_err(|e| format!("final close: {e}"))
 }
 
-fn crash_at_every_sync_point(seed: u64) {
+fn crash_at_every_sync_point(seed: u64, sync_mode: SyncMode) {
     let steps = script(seed);
+    let options = small_options_in(sync_mode, SEGMENT_SIZE_BYTES);
     let clean = MemDisk::new();
-    let clean_outcome = block_on(run(&clean, &steps));
+    let clean_outcome = block_on(run(&clean, &options, &steps));
     assert!(
         clean_outcome.inflight.is_none(),
         "seed {seed}: the clean run failed"
@@ -255,17 +262,18 @@ fn crash_at_every_sync_point(seed: u64) {
     for sync_point in 1..=sync_points {
         let disk = MemDisk::new();
         disk.cut_power_at_sync(sync_point);
-        let outcome = block_on(run(&disk, &steps));
+        let outcome = block_on(run(&disk, &options, &steps));
         assert!(
             disk.is_powered_off(),
             "seed {seed}: sync point {sync_point} never reached"
         );
         for torn in tears(seed.wrapping_add(sync_point)) {
             let image = disk.crash(torn);
-            if let Err(message) = block_on(recovery_check(image, &outcome)) {
+            if let Err(message) = block_on(recovery_check(image, &options, &outcome)) {
                 panic!(
-                    "seed {seed}, power cut at sync {sync_point} of {sync_points}, {torn:?}: \
-                     {message}\n  rerun: KEEL_CRASH_SEED={seed} cargo test -p keel-wal --test crash"
+                    "seed {seed}, {sync_mode:?}, power cut at sync {sync_point} of {sync_points}, \
+                     {torn:?}: {message}\n  rerun: KEEL_CRASH_SEED={seed} cargo test -p keel-wal \
+                     --test crash"
                 );
             }
         }
@@ -284,59 +292,65 @@ fn every_acknowledged_batch_survives_a_power_cut_at_any_sync_point() {
         Err(_) => vec![1, 2, 3, 4],
     };
     for seed in seeds {
-        eprintln!("crash workload seed {seed}");
-        crash_at_every_sync_point(seed);
+        for sync_mode in DURABLE_SYNC_MODES {
+            eprintln!("crash workload seed {seed}, {sync_mode:?}");
+            crash_at_every_sync_point(seed, sync_mode);
+        }
     }
 }
 
-// Guards invariant 7: after a failed sync the batch's fate is unknown, so the WAL must refuse
+// Guards invariant 7 (in both durable modes; in Dsync the failed sync is the durable write's):
+// after a failed sync the batch's fate is unknown, so the WAL must refuse
 // further writes until reopened, and reopening must yield the acknowledged log (plus at most
 // the failed batch, whole).
 #[test]
 fn a_failed_sync_poisons_the_wal_until_it_is_reopened() {
-    block_on(async {
-        let disk = MemDisk::new();
-        let dir = Path::new(DIR);
-        let options = small_options(SEGMENT_SIZE_BYTES);
-        let (mut wal, _) = Wal::open(disk.clone(), dir, options.clone(), 0)
-            .await
-            .unwrap();
-        wal.append(&entries(1, 3, 1, 100), None).await.unwrap();
-        disk.fail_next_sync();
-        assert!(matches!(
-            wal.append(&entries(4, 2, 1, 100), None).await,
-            Err(WalError::Io { .. })
-        ));
-        assert!(matches!(
-            wal.append(&entries(4, 2, 1, 100), None).await,
-            Err(WalError::Poisoned)
-        ));
-        assert!(matches!(
-            wal.release_before(1).await,
-            Err(WalError::Poisoned)
-        ));
-        drop(wal);
-        let image = disk.crash(TornWrite::None);
-        let (_, recovered) = Wal::open(image, dir, options.clone(), 0).await.unwrap();
-        assert_eq!(recovered.entries, entries(1, 3, 1, 100));
-        let (mut wal, recovered) = Wal::open(disk.clone(), dir, options.clone(), 0)
-            .await
-            .unwrap();
-        assert_eq!(
-            recovered.entries.len(),
-            5,
-            "the written-but-unsynced batch is still readable"
-        );
-        disk.fail_next_write();
-        assert!(matches!(
-            wal.append(&entries(6, 1, 1, 100), None).await,
-            Err(WalError::Io { .. })
-        ));
-        assert!(matches!(
-            wal.append(&entries(6, 1, 1, 100), None).await,
-            Err(WalError::Poisoned)
-        ));
-    });
+    for sync_mode in DURABLE_SYNC_MODES {
+        eprintln!("{sync_mode:?}");
+        block_on(async {
+            let disk = MemDisk::new();
+            let dir = Path::new(DIR);
+            let options = small_options_in(sync_mode, SEGMENT_SIZE_BYTES);
+            let (mut wal, _) = Wal::open(disk.clone(), dir, options.clone(), 0)
+                .await
+                .unwrap();
+            wal.append(&entries(1, 3, 1, 100), None).await.unwrap();
+            disk.fail_next_sync();
+            assert!(matches!(
+                wal.append(&entries(4, 2, 1, 100), None).await,
+                Err(WalError::Io { .. })
+            ));
+            assert!(matches!(
+                wal.append(&entries(4, 2, 1, 100), None).await,
+                Err(WalError::Poisoned)
+            ));
+            assert!(matches!(
+                wal.release_before(1).await,
+                Err(WalError::Poisoned)
+            ));
+            drop(wal);
+            let image = disk.crash(TornWrite::None);
+            let (_, recovered) = Wal::open(image, dir, options.clone(), 0).await.unwrap();
+            assert_eq!(recovered.entries, entries(1, 3, 1, 100));
+            let (mut wal, recovered) = Wal::open(disk.clone(), dir, options.clone(), 0)
+                .await
+                .unwrap();
+            assert_eq!(
+                recovered.entries.len(),
+                5,
+                "the written-but-unsynced batch is still readable"
+            );
+            disk.fail_next_write();
+            assert!(matches!(
+                wal.append(&entries(6, 1, 1, 100), None).await,
+                Err(WalError::Io { .. })
+            ));
+            assert!(matches!(
+                wal.append(&entries(6, 1, 1, 100), None).await,
+                Err(WalError::Poisoned)
+            ));
+        });
+    }
 }
 
 // Guards the torn-tail path in isolation: a batch whose write landed only its first sector
@@ -344,34 +358,171 @@ fn a_failed_sync_poisons_the_wal_until_it_is_reopened() {
 // lands where the torn batch was.
 #[test]
 fn a_torn_multi_block_batch_is_cut_whole_and_reported() {
+    for sync_mode in DURABLE_SYNC_MODES {
+        eprintln!("{sync_mode:?}");
+        block_on(async {
+            let disk = MemDisk::new();
+            let dir = Path::new(DIR);
+            let options = small_options_in(sync_mode, 1024 * 1024);
+            let (mut wal, _) = Wal::open(disk.clone(), dir, options.clone(), 0)
+                .await
+                .unwrap();
+            wal.append(&entries(1, 2, 1, 100), None).await.unwrap();
+            disk.cut_power_at_sync(1);
+            assert!(wal.append(&entries(3, 3, 1, 3000), None).await.is_err());
+            let image = disk.crash(TornWrite::KeepSectors { sector_count: 1 });
+            let (mut wal, recovered) = Wal::open(image.clone(), dir, options.clone(), 0)
+                .await
+                .unwrap();
+            let torn = recovered.torn_tail.expect("torn tail reported");
+            assert_eq!(torn.offset_bytes, 2 * 4096);
+            assert!(
+                torn.segment
+                    .ends_with("0000000000000000-0000000000000001.wal"),
+                "{torn:?}"
+            );
+            assert_eq!(recovered.entries, entries(1, 2, 1, 100));
+            wal.append(&entries(3, 1, 2, 10), None).await.unwrap();
+            wal.close().await.unwrap();
+            let (_, recovered) = Wal::open(image, dir, options, 0).await.unwrap();
+            assert!(recovered.torn_tail.is_none());
+            let mut want = entries(1, 2, 1, 100);
+            want.extend(entries(3, 1, 2, 10));
+            assert_eq!(recovered.entries, want);
+        });
+    }
+}
+
+// Guards the point of SyncMode::Dsync: an append is durable when it returns, with one sync
+// point (the durable write) and no fdatasync, so a power loss right after it keeps it,
+// whatever happens to unsynced writes (none is left to tear).
+#[test]
+fn a_power_loss_right_after_a_dsync_append_keeps_it() {
     block_on(async {
         let disk = MemDisk::new();
         let dir = Path::new(DIR);
-        let options = small_options(1024 * 1024);
+        let segment_size_bytes = 64 * 1024;
+        let options = small_options_in(SyncMode::Dsync, segment_size_bytes);
         let (mut wal, _) = Wal::open(disk.clone(), dir, options.clone(), 0)
             .await
             .unwrap();
-        wal.append(&entries(1, 2, 1, 100), None).await.unwrap();
-        disk.cut_power_at_sync(1);
-        assert!(wal.append(&entries(3, 3, 1, 3000), None).await.is_err());
-        let image = disk.crash(TornWrite::KeepSectors { sector_count: 1 });
-        let (mut wal, recovered) = Wal::open(image.clone(), dir, options.clone(), 0)
-            .await
-            .unwrap();
-        let torn = recovered.torn_tail.expect("torn tail reported");
-        assert_eq!(torn.offset_bytes, 2 * 4096);
-        assert!(
-            torn.segment
-                .ends_with("0000000000000000-0000000000000001.wal"),
-            "{torn:?}"
-        );
-        assert_eq!(recovered.entries, entries(1, 2, 1, 100));
-        wal.append(&entries(3, 1, 2, 10), None).await.unwrap();
-        wal.close().await.unwrap();
-        let (_, recovered) = Wal::open(image, dir, options, 0).await.unwrap();
-        assert!(recovered.torn_tail.is_none());
-        let mut want = entries(1, 2, 1, 100);
-        want.extend(entries(3, 1, 2, 10));
-        assert_eq!(recovered.entries, want);
+        let segment = Path::new(DIR).join("0000000000000000-0000000000000001.wal");
+        let mut want = Vec::new();
+        for index in 1..=3 {
+            let syncs_before = disk.sync_count();
+            let batch = entries(index, 1, 1, 700);
+            let state = WalState {
+                term: 1,
+                vote: 1,
+                commit: index,
+            };
+            wal.append(&batch, Some(&state)).await.unwrap();
+            assert_eq!(
+                disk.sync_count(),
+                syncs_before + 1,
+                "one durable write per append"
+            );
+            want.extend(batch);
+            // Only the written ranges are durable: header + one block per append, not the
+            // zero-filled length an fdatasync would have made durable too.
+            let image = disk.crash(TornWrite::None);
+            let durable_bytes = image.file_bytes(&segment).expect("segment").len() as u64;
+            assert_eq!(
+                durable_bytes,
+                4096 * (1 + index),
+                "no fdatasync on the append path"
+            );
+            for torn in tears(index) {
+                let (_, recovered) = Wal::open(disk.crash(torn), dir, options.clone(), 0)
+                    .await
+                    .unwrap();
+                assert_eq!(recovered.entries, want, "after append {index}, {torn:?}");
+                assert_eq!(
+                    recovered.state,
+                    Some(state),
+                    "after append {index}, {torn:?}"
+                );
+                assert!(recovered.torn_tail.is_none(), "{torn:?}");
+            }
+        }
     });
+}
+
+// Guards invariant 8 at open: a process killed between a batch's write and its sync leaves
+// the batch in the page cache; the next process reads it back and appends after it. In Dsync
+// mode those appends sync only their own range, so unless open syncs what it recovered, a
+// power loss would drop the old batch under durable new ones: a hole that recovery refuses as
+// corruption, and acknowledged batches lost. (The failed sync stands in for the kill.)
+#[test]
+fn a_batch_a_killed_process_wrote_but_never_synced_is_made_durable_at_open() {
+    for sync_mode in DURABLE_SYNC_MODES {
+        eprintln!("{sync_mode:?}");
+        block_on(async {
+            let disk = MemDisk::new();
+            let dir = Path::new(DIR);
+            let options = small_options_in(sync_mode, 1024 * 1024);
+            let (mut wal, _) = Wal::open(disk.clone(), dir, options.clone(), 0)
+                .await
+                .unwrap();
+            wal.append(&entries(1, 2, 1, 100), None).await.unwrap();
+            disk.fail_next_sync();
+            assert!(wal.append(&entries(3, 2, 1, 100), None).await.is_err());
+            drop(wal); // the process dies; the page cache (this disk) stays
+            let (mut wal, recovered) = Wal::open(disk.clone(), dir, options.clone(), 0)
+                .await
+                .unwrap();
+            assert_eq!(
+                recovered.entries,
+                entries(1, 4, 1, 100),
+                "read back unsynced"
+            );
+            wal.append(&entries(5, 2, 1, 100), None).await.unwrap();
+            let (_, recovered) = Wal::open(disk.crash(TornWrite::None), dir, options, 0)
+                .await
+                .unwrap();
+            assert_eq!(recovered.entries, entries(1, 6, 1, 100));
+        });
+    }
+}
+
+// Guards invariant 8 at open for names: a process killed between a segment's rename and the
+// directory sync leaves a name the next process sees and appends into; unless open syncs the
+// directory, a power loss would take the segment with every batch acknowledged into it since.
+#[test]
+fn a_segment_a_killed_process_renamed_but_never_synced_is_made_durable_at_open() {
+    for sync_mode in DURABLE_SYNC_MODES {
+        eprintln!("{sync_mode:?}");
+        block_on(async {
+            let disk = MemDisk::new();
+            let dir = Path::new(DIR);
+            // Header + 3 blocks: a 2-block batch, then another that rolls, then a 1-block
+            // batch that fits behind it (so no later roll syncs the directory by itself).
+            let options = small_options_in(sync_mode, 4 * 4096);
+            let (mut wal, _) = Wal::open(disk.clone(), dir, options.clone(), 0)
+                .await
+                .unwrap();
+            wal.append(&entries(1, 1, 1, 5000), None).await.unwrap();
+            disk.fail_next_sync_dir();
+            assert!(wal.append(&entries(2, 1, 1, 5000), None).await.is_err());
+            drop(wal); // the process dies; the directory as this process saw it stays
+            let (mut wal, recovered) = Wal::open(disk.clone(), dir, options.clone(), 0)
+                .await
+                .unwrap();
+            assert_eq!(recovered.entries, entries(1, 2, 1, 5000));
+            wal.append(&entries(3, 1, 1, 100), None).await.unwrap();
+            wal.close().await.unwrap();
+            let segments: Vec<_> = disk
+                .file_paths()
+                .into_iter()
+                .filter(|path| path.extension().is_some_and(|ext| ext == "wal"))
+                .collect();
+            assert_eq!(segments.len(), 2, "no roll after the restart: {segments:?}");
+            let (_, recovered) = Wal::open(disk.crash(TornWrite::None), dir, options, 0)
+                .await
+                .unwrap();
+            let mut want = entries(1, 2, 1, 5000);
+            want.extend(entries(3, 1, 1, 100));
+            assert_eq!(recovered.entries, want);
+        });
+    }
 }

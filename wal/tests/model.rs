@@ -1,6 +1,6 @@
 //! Property test: random sequences of appends (with suffix overwrites, state records and
 //! multi-block batches), snapshot markers, release_before and close/reopen, with small
-//! segments so that rolls are frequent. After every step the WAL's first/last index, and
+//! segments so that rolls are frequent, in either durable sync mode. After every step the WAL's first/last index, and
 //! after every reopen the recovered state, must equal a plain-vector model.
 //!
 //! proptest prints the failing (shrunk) case and stores it under proptest-regressions/.
@@ -10,9 +10,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{entries, small_options, Model};
+use common::{entries, small_options_in, Model, DURABLE_SYNC_MODES};
 use futures::executor::block_on;
-use keel_wal::{MemDisk, SnapshotMarker, Wal, WalOptions, WalState};
+use keel_wal::{MemDisk, SnapshotMarker, SyncMode, Wal, WalOptions, WalState};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -75,10 +75,14 @@ fn first_index_check(wal: &Wal<MemDisk>, model: &Model) -> Result<(), TestCaseEr
     Ok(())
 }
 
-async fn run(segment_size_bytes: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
+async fn run(
+    sync_mode: SyncMode,
+    segment_size_bytes: u64,
+    ops: Vec<Op>,
+) -> Result<(), TestCaseError> {
     let disk = MemDisk::new();
     let dir = Path::new("/model/wal");
-    let options: WalOptions = small_options(segment_size_bytes);
+    let options: WalOptions = small_options_in(sync_mode, segment_size_bytes);
     let (mut wal, _) = Wal::open(disk.clone(), dir, options.clone(), 0)
         .await
         .unwrap();
@@ -160,9 +164,10 @@ proptest! {
     // of operations, across rolls, overwrites, snapshot jumps, releases and reopens.
     #[test]
     fn recovered_log_equals_the_model_after_random_operations(
+        sync_mode in proptest::sample::select(DURABLE_SYNC_MODES.to_vec()),
         segment_size_bytes in prop_oneof![Just(8192u64), Just(12288), Just(16384), Just(65536)],
         ops in proptest::collection::vec(op_strategy(), 1..60),
     ) {
-        block_on(run(segment_size_bytes, ops))?;
+        block_on(run(sync_mode, segment_size_bytes, ops))?;
     }
 }

@@ -178,6 +178,7 @@ pub(crate) const FLAGS: &[FlagSpec] = &[
     f("wal-batch-limit", Uint, "8192", "keel: most requests a member takes into one Raft batch (on the leader: one WAL write and fdatasync).", Acted),
     f("wal-batch-interval", Duration, "0s", "keel: how long a member waits after a batch's first client request for more before proposing it (0: at once; requests that arrive during a write form the next batch anyway).", Acted),
     f("wal-preallocation", Text, "zeroed", "keel: how a new WAL segment is prepared: 'zeroed' (allocated and written with zeros in the background, so appends overwrite written blocks), 'fallocate' (allocated only) or 'none' (appends grow the file).", Acted),
+    f("wal-sync", Text, "fdatasync", "keel: how a WAL append is made durable: 'fdatasync' (write, then fdatasync) or 'dsync' (one pwritev2 with RWF_DSYNC that returns once the write is durable; with --storage-io glommio it is write + fdatasync). --unsafe-no-fsync overrides it.", Acted),
     // Flags etcd 3.4 accepts and ignores (etcd 0.4 names).
     f("cluster-active-size", Text, "", "", EtcdIgnored),
     f("cluster-remove-delay", Text, "", "", EtcdIgnored),

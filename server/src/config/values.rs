@@ -127,6 +127,9 @@ pub struct Config {
     pub wal_segment_size_bytes: u64,
     /// keel's `--wal-preallocation`.
     pub wal_preallocation: keel_wal::Preallocation,
+    /// keel's `--wal-sync`: `Fdatasync` or `Dsync` (never `None`: that is
+    /// `--unsafe-no-fsync`, which overrides this when the WAL options are built).
+    pub wal_sync: keel_wal::SyncMode,
     /// keel's `--wal-batch-limit`: most requests in one Raft batch (>= 1).
     pub wal_batch_limit: usize,
     /// keel's `--wal-batch-interval`: extra gathering time for a batch.
@@ -290,6 +293,7 @@ impl Config {
             storage_io: storage_io(&v)?,
             wal_segment_size_bytes: wal_segment_size_bytes(&v)?,
             wal_preallocation: wal_preallocation(&v)?,
+            wal_sync: wal_sync(&v)?,
             wal_batch_limit: wal_batch_limit(&v)?,
             wal_batch_interval: wal_batch_interval(&v)?,
             warnings: not_acted_warnings(raw),
@@ -553,6 +557,19 @@ fn wal_preallocation(v: &Values<'_>) -> Result<keel_wal::Preallocation, ConfigEr
     }
 }
 
+fn wal_sync(v: &Values<'_>) -> Result<keel_wal::SyncMode, ConfigError> {
+    let (text, src) = v.text("wal-sync");
+    match text.as_str() {
+        "fdatasync" => Ok(keel_wal::SyncMode::Fdatasync),
+        "dsync" => Ok(keel_wal::SyncMode::Dsync),
+        _ => Err(value_error(
+            &src,
+            &text,
+            "valid values are \"fdatasync\" and \"dsync\" (--unsafe-no-fsync turns syncing off)",
+        )),
+    }
+}
+
 fn storage_io(v: &Values<'_>) -> Result<StorageIo, ConfigError> {
     let (text, src) = v.text("storage-io");
     match text.as_str() {
@@ -750,6 +767,35 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    // Guards --wal-sync: both modes parse from the flag and from ETCD_WAL_SYNC, the default
+    // is the measured one (docs/tuning.md), and anything else (including "none": no syncing
+    // is --unsafe-no-fsync's job) is refused naming the flag or variable and the choices.
+    #[test]
+    fn wal_sync_parses_both_modes_from_flag_or_env_and_refuses_anything_else() {
+        assert_eq!(
+            parse(&[]).expect("defaults").wal_sync,
+            keel_wal::SyncMode::Fdatasync
+        );
+        let config = parse(&["--wal-sync=dsync"]).expect("dsync");
+        assert_eq!(config.wal_sync, keel_wal::SyncMode::Dsync);
+        let config = parse(&["--wal-sync", "fdatasync"]).expect("fdatasync");
+        assert_eq!(config.wal_sync, keel_wal::SyncMode::Fdatasync);
+        let env = [("ETCD_WAL_SYNC".to_string(), "dsync".to_string())];
+        match parse_from(std::iter::empty(), env).expect("from the environment") {
+            ParseOutcome::Run(config) => assert_eq!(config.wal_sync, keel_wal::SyncMode::Dsync),
+            ParseOutcome::Print(text) => panic!("printed {text}"),
+        }
+        for bad in ["none", "fsync", "DSYNC", ""] {
+            let error = parse(&[&format!("--wal-sync={bad}")]).expect_err("not a mode");
+            let message = error.to_string();
+            assert!(message.contains("wal-sync"), "{bad:?}: {message}");
+            assert!(message.contains("\"dsync\""), "{bad:?}: {message}");
+        }
+        let env = [("ETCD_WAL_SYNC".to_string(), "sometimes".to_string())];
+        let error = parse_from(std::iter::empty(), env).expect_err("not a mode");
+        assert!(error.to_string().contains("ETCD_WAL_SYNC"), "{error}");
     }
 
     #[test]

@@ -194,18 +194,26 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<RunningNode> {
         },
     };
     let raft_config = raft_config(config, identity.member_id)?;
+    let wal_options = keel_wal::WalOptions {
+        segment_size_bytes: config.wal_segment_size_bytes,
+        preallocation: config.wal_preallocation,
+        // --unsafe-no-fsync wins over --wal-sync.
+        sync_mode: if config.unsafe_no_fsync {
+            keel_wal::SyncMode::None
+        } else {
+            config.wal_sync
+        },
+    };
+    tracing::info!(
+        sync_mode = ?wal_options.sync_mode,
+        preallocation = ?wal_options.preallocation,
+        segment_size_bytes = wal_options.segment_size_bytes,
+        "wal options"
+    );
     let boot = CoreBoot {
         io: config.storage_io,
         wal_dir,
-        wal_options: keel_wal::WalOptions {
-            segment_size_bytes: config.wal_segment_size_bytes,
-            preallocation: config.wal_preallocation,
-            sync_mode: if config.unsafe_no_fsync {
-                keel_wal::SyncMode::None
-            } else {
-                keel_wal::SyncMode::Fdatasync
-            },
-        },
+        wal_options,
         raft_config,
         applier,
         checkpoint,

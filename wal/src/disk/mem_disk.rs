@@ -5,9 +5,11 @@
 //! directory the names as they are and as of the last `sync_dir`. [`MemDisk::crash`] builds the
 //! image a power loss would leave: unsynced writes and unsynced name changes are gone,
 //! optionally with the most recent unsynced write torn (some of its 512-byte sectors landed,
-//! or one of them holds garbage). Faults: [`MemDisk::cut_power_at_sync`] (the n-th sync fails
-//! and every operation after it fails too, freezing the image), [`MemDisk::fail_next_sync`],
-//! [`MemDisk::fail_next_write`].
+//! or one of them holds garbage). A [`DiskFile::write_durable_at`] makes its own range
+//! durable at once (as Linux `RWF_DSYNC`), not the file's other unsynced writes. Faults:
+//! [`MemDisk::cut_power_at_sync`] (the n-th sync fails and every operation after it fails too,
+//! freezing the image; a durable write counts as a sync), [`MemDisk::fail_next_sync`],
+//! [`MemDisk::fail_next_sync_dir`], [`MemDisk::fail_next_write`].
 //!
 //! ```
 //! use keel_wal::{Disk, DiskFile, MemDisk, TornWrite};
@@ -66,6 +68,9 @@ enum PendingOp {
         write_seq: u64,
         offset_bytes: u64,
         bytes: Vec<u8>,
+        /// A durable write: already in `Inode::synced`, kept here only so that a later
+        /// `sync` replays the operations in their order. Never torn by a crash.
+        durable: bool,
     },
     SetLen {
         len_bytes: u64,
@@ -93,6 +98,7 @@ struct MemState {
     power_cut_at_sync: Option<u64>,
     powered_off: bool,
     fail_next_sync: bool,
+    fail_next_sync_dir: bool,
     fail_next_write: bool,
 }
 
@@ -217,8 +223,10 @@ impl MemDisk {
                     write_seq,
                     offset_bytes,
                     bytes,
+                    // A completed durable write is not in flight: it cannot tear.
+                    durable: false,
                 } => Some((*write_seq, inode, *offset_bytes, bytes)),
-                PendingOp::SetLen { .. } => None,
+                PendingOp::Write { durable: true, .. } | PendingOp::SetLen { .. } => None,
             })
             .max_by_key(|(write_seq, ..)| *write_seq);
         for (path, &inode) in &state.names_durable {
@@ -273,6 +281,12 @@ impl MemDisk {
     /// The next file sync fails with an I/O error; its writes stay unsynced.
     pub fn fail_next_sync(&self) {
         self.lock().fail_next_sync = true;
+    }
+
+    /// The next directory sync fails with an I/O error; the directory's name changes stay
+    /// unsynced (models a process killed between a rename and its `fsync` of the directory).
+    pub fn fail_next_sync_dir(&self) {
+        self.lock().fail_next_sync_dir = true;
     }
 
     /// The next write fails with an I/O error and writes nothing.
@@ -409,6 +423,9 @@ impl Disk for MemDisk {
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.live()?;
         MemDisk::count_sync(&mut state)?;
+        if std::mem::take(&mut state.fail_next_sync_dir) {
+            return Err(io::Error::other("MemDisk: injected directory sync failure"));
+        }
         state
             .names_durable
             .retain(|path, _| path.parent() != Some(dir));
@@ -455,8 +472,44 @@ impl DiskFile for MemDiskFile {
                 write_seq,
                 offset_bytes,
                 bytes: buf,
+                durable: false,
             });
             Ok(())
+        })
+    }
+
+    /// The write, counted as a sync point. On success its range (and the length it needs)
+    /// is durable, the file's other unsynced operations are not. A power cut or injected
+    /// sync failure at it leaves it written but unsynced: lost or torn by a crash.
+    async fn write_durable_at(&self, buf: Vec<u8>, offset_bytes: u64) -> io::Result<()> {
+        self.disk.inode_op(self.inode, |state, inode| {
+            if std::mem::take(&mut state.fail_next_write) {
+                return Err(io::Error::other("MemDisk: injected write failure"));
+            }
+            let write_seq = state.write_seq_next;
+            state.write_seq_next += 1;
+            let synced = MemDisk::count_sync(state).and_then(|()| {
+                if std::mem::take(&mut state.fail_next_sync) {
+                    return Err(io::Error::other("MemDisk: injected sync failure"));
+                }
+                Ok(())
+            });
+            let node = state.inodes.get_mut(&inode).expect("checked by inode_op");
+            apply_write(&mut node.data, offset_bytes, &buf);
+            if synced.is_ok() {
+                apply_write(&mut node.synced, offset_bytes, &buf);
+                if node.pending.is_empty() {
+                    // `synced` equals `data` now: nothing for a later sync to replay.
+                    return Ok(());
+                }
+            }
+            node.pending.push(PendingOp::Write {
+                write_seq,
+                offset_bytes,
+                bytes: buf,
+                durable: synced.is_ok(),
+            });
+            synced
         })
     }
 
@@ -563,6 +616,57 @@ mod tests {
             let bytes = image.file_bytes(&dir.join("a")).unwrap();
             assert_eq!(&bytes[..512], &[2; 512][..]);
             assert_ne!(&bytes[512..], &[2; 512][..]);
+        });
+    }
+
+    // Guards the RWF_DSYNC model the Dsync crash tests rely on: a durable write survives a
+    // power loss by itself, without making the file's earlier unsynced writes durable (Linux
+    // syncs only the written range), is never the torn write, and a later sync replays the
+    // operations in order (an older pending truncate must not erase the durable bytes).
+    #[test]
+    fn a_durable_write_survives_a_crash_alone_and_syncs_keep_the_operation_order() {
+        block_on(async {
+            let disk = MemDisk::new();
+            let dir = Path::new("/w");
+            let file = disk.create_file(&dir.join("a")).await.unwrap();
+            disk.sync_dir(dir).await.unwrap();
+            file.write_at(vec![1; 1024], 0).await.unwrap(); // never synced
+            file.write_durable_at(vec![2; 1024], 1024).await.unwrap();
+            assert_eq!(disk.sync_count(), 2, "a durable write is a sync point");
+            let image = disk.crash(TornWrite::Garbage {
+                sector_index: 0,
+                seed: 3,
+            });
+            let bytes = image.file_bytes(&dir.join("a")).unwrap();
+            assert_eq!(bytes.len(), 2048);
+            assert_eq!(
+                &bytes[1024..],
+                &[2; 1024][..],
+                "the durable write is intact"
+            );
+            assert_ne!(
+                &bytes[..1024],
+                &[1; 1024][..],
+                "the unsynced write tore instead"
+            );
+            let image = disk.crash(TornWrite::None);
+            let bytes = image.file_bytes(&dir.join("a")).unwrap();
+            assert_eq!(&bytes[..1024], &[0; 1024][..], "the unsynced write is lost");
+
+            file.set_len(0).await.unwrap();
+            file.write_durable_at(vec![3; 512], 0).await.unwrap();
+            file.sync().await.unwrap();
+            let image = disk.crash(TornWrite::None);
+            assert_eq!(image.file_bytes(&dir.join("a")).unwrap(), vec![3; 512]);
+
+            disk.cut_power_at_sync(1);
+            assert!(file.write_durable_at(vec![4; 512], 512).await.is_err());
+            let image = disk.crash(TornWrite::None);
+            assert_eq!(
+                image.file_bytes(&dir.join("a")).unwrap(),
+                vec![3; 512],
+                "a durable write cut by the power is not durable"
+            );
         });
     }
 

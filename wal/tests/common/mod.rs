@@ -5,13 +5,24 @@
 pub mod scenario;
 
 use bytes::Bytes;
-use keel_wal::{Recovered, SnapshotMarker, WalEntry, WalOptions, WalState};
+use keel_wal::{Recovered, SnapshotMarker, SyncMode, WalEntry, WalOptions, WalState};
+
+/// The sync modes that promise durability: every scenario and crash test runs in each.
+pub const DURABLE_SYNC_MODES: [SyncMode; 2] = [SyncMode::Fdatasync, SyncMode::Dsync];
 
 /// Options with tiny segments so that tests roll often.
 pub fn small_options(segment_size_bytes: u64) -> WalOptions {
     WalOptions {
         segment_size_bytes,
         ..WalOptions::default()
+    }
+}
+
+/// [`small_options`] in `sync_mode`.
+pub fn small_options_in(sync_mode: SyncMode, segment_size_bytes: u64) -> WalOptions {
+    WalOptions {
+        sync_mode,
+        ..small_options(segment_size_bytes)
     }
 }
 

@@ -1,14 +1,15 @@
-//! Backend-independent scenarios, run against MemDisk, StdDisk and GlommioDisk by
-//! tests/backends.rs. Each returns `Err(message)` on failure so that the caller (which may be
-//! inside a glommio executor) can report it.
+//! Backend-independent scenarios, run against MemDisk, StdDisk and GlommioDisk, in each
+//! durable sync mode, by tests/backends.rs. Each returns `Err(message)` on failure so that the
+//! caller (which may be inside a glommio executor) can report it.
 
 use std::path::{Path, PathBuf};
 
 use keel_wal::{
-    CorruptReason, Disk, SnapshotMarker, Wal, WalError, WalOptions, WalState, BLOCK_SIZE_BYTES,
+    CorruptReason, Disk, SnapshotMarker, SyncMode, Wal, WalError, WalOptions, WalState,
+    BLOCK_SIZE_BYTES,
 };
 
-use super::{entries, small_options, Model};
+use super::{entries, small_options_in, Model};
 
 /// Flips bits of one byte of a closed file (models bit rot on the medium).
 pub type ByteFlip<'a> = &'a dyn Fn(&Path, u64, u8);
@@ -51,8 +52,9 @@ fn state(term: u64, commit: u64) -> WalState {
 pub async fn append_roll_overwrite_reopen<D: Disk + Clone>(
     disk: D,
     dir: &Path,
+    sync_mode: SyncMode,
 ) -> Result<(), String> {
-    let options = small_options(16 * 1024);
+    let options = small_options_in(sync_mode, 16 * 1024);
     let (mut wal, recovered) = Wal::open(disk.clone(), dir, options.clone(), 0)
         .await
         .map_err(wal_err)?;
@@ -117,8 +119,9 @@ pub async fn append_roll_overwrite_reopen<D: Disk + Clone>(
 pub async fn release_before_removes_only_old_segments<D: Disk + Clone>(
     disk: D,
     dir: &Path,
+    sync_mode: SyncMode,
 ) -> Result<(), String> {
-    let options = small_options(16 * 1024);
+    let options = small_options_in(sync_mode, 16 * 1024);
     let (mut wal, _) = Wal::open(disk.clone(), dir, options.clone(), 0)
         .await
         .map_err(wal_err)?;
@@ -217,8 +220,9 @@ pub async fn torn_last_batch_is_cut_and_reported<D: Disk + Clone>(
     disk: D,
     dir: &Path,
     flip: ByteFlip<'_>,
+    sync_mode: SyncMode,
 ) -> Result<(), String> {
-    let options = small_options(1024 * 1024);
+    let options = small_options_in(sync_mode, 1024 * 1024);
     let (model_all, segment) = three_batches(&disk, dir, &options).await?;
     let batch_c = 3 * BLOCK_SIZE_BYTES;
     flip(&segment, batch_c + 5000, 0x5A);
@@ -256,8 +260,9 @@ pub async fn flipped_byte_before_valid_records_is_a_hard_error<D: Disk + Clone>(
     disk: D,
     dir: &Path,
     flip: ByteFlip<'_>,
+    sync_mode: SyncMode,
 ) -> Result<(), String> {
-    let options = small_options(1024 * 1024);
+    let options = small_options_in(sync_mode, 1024 * 1024);
     let (_, segment) = three_batches(&disk, dir, &options).await?;
     let batch_b = 2 * BLOCK_SIZE_BYTES;
     flip(&segment, batch_b + 40, 0x01);
@@ -287,8 +292,9 @@ pub async fn flipped_byte_in_an_earlier_segment_is_a_hard_error<D: Disk + Clone>
     disk: D,
     dir: &Path,
     flip: ByteFlip<'_>,
+    sync_mode: SyncMode,
 ) -> Result<(), String> {
-    let options = small_options(16 * 1024);
+    let options = small_options_in(sync_mode, 16 * 1024);
     let (mut wal, _) = Wal::open(disk.clone(), dir, options.clone(), 0)
         .await
         .map_err(wal_err)?;
