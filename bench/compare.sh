@@ -7,7 +7,7 @@
 # usage: bench/compare.sh [--members 1|3] [--total N] [--quick] [--runs N] [--no-build]
 #                         [--tests "put-1 put-64 put-256 range-s-64 txn-put txn-mixed
 #                                   watch-latency-1 watch-latency-1000 watch lease"]
-#                         [--plot-dir DIR] [--data-dir DIR] [--keep-logs] [--noop]
+#                         [--plot-dir DIR] [--data-dir DIR] [--keep-logs] [--noop] [--floor]
 #                         [--keel-flags "..."] [--etcd-flags "..."]
 #   --members    1 (default) or 3 members per system; with 3, keel-bench spreads its
 #                connections over all three client URLs (etcd's "all members" setup).
@@ -26,6 +26,12 @@
 #   --noop       also measure keel-noop-server (tonic answering Put/Range at once, no storage)
 #                in the put and range tests: the ceiling any tonic server reaches here with this
 #                client; its column is noop/etcd. One member only.
+#   --floor      after the runs, the one-client floor in the same run (one member, needs put-1
+#                in --tests): the gRPC round trip with no storage (keel-noop-server, put-1 p50)
+#                plus one WAL append (entry + hard state, keel's default WAL settings) at queue
+#                depth 1 on the --data-dir disk (keel-wal's fsync_latency example, case
+#                $FLOOR_CASE, default wal-std/zeroed), next to the put-1 p50s of the runs: how
+#                far each server is above what any server with one sync per write can reach.
 # Besides req/s and latency, every row shows the CPU time (user + system) per request that the
 # etcd members, the keel members and keel-bench itself used during the test: on this box the
 # client and the servers share two cores, so these say where a ratio comes from (the client's
@@ -43,6 +49,8 @@ PLOT_DIR=""
 DATA_ROOT=""
 KEEP_LOGS=0
 NOOP=0
+FLOOR=0
+FLOOR_CASE=${FLOOR_CASE:-wal-std/zeroed}
 KEEL_FLAGS=""
 ETCD_FLAGS=""
 TESTS="put-1 put-64 put-256 range-s-64 txn-put txn-mixed watch-latency-1 watch-latency-1000 watch lease"
@@ -61,6 +69,7 @@ while [ $# -gt 0 ]; do
     --data-dir) DATA_ROOT="$2"; shift 2 ;;
     --keep-logs) KEEP_LOGS=1; shift ;;
     --noop) NOOP=1; shift ;;
+    --floor) FLOOR=1; shift ;;
     --keel-flags) KEEL_FLAGS="$2"; shift 2 ;;
     --etcd-flags) ETCD_FLAGS="$2"; shift 2 ;;
     -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
@@ -69,11 +78,16 @@ while [ $# -gt 0 ]; do
 done
 case "$MEMBERS" in 1|3) ;; *) echo "--members must be 1 or 3" >&2; exit 2 ;; esac
 if [ "$NOOP" = 1 ] && [ "$MEMBERS" != 1 ]; then echo "--noop needs --members 1" >&2; exit 2; fi
+if [ "$FLOOR" = 1 ]; then
+  [ "$MEMBERS" = 1 ] || { echo "--floor needs --members 1" >&2; exit 2; }
+  case " $TESTS " in *" put-1 "*) ;; *) echo "--floor needs put-1 in --tests" >&2; exit 2 ;; esac
+fi
 
 command -v etcd >/dev/null || { echo "etcd is not installed (apt-get install etcd-server)" >&2; exit 1; }
 command -v etcdctl >/dev/null || { echo "etcdctl is not installed (apt-get install etcd-client)" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "python3 is needed to read keel-bench's JSON" >&2; exit 1; }
 [ "$BUILD" = 0 ] || cargo build --release -q -p keel-server -p keel-bench --bins
+[ "$BUILD" = 0 ] || [ "$FLOOR" = 0 ] || cargo build --release -q -p keel-wal --example fsync_latency
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 KEEL=$TARGET_DIR/release/keel
 BENCH=$TARGET_DIR/release/keel-bench
@@ -128,7 +142,7 @@ start_cluster etcd etcd "$ETCD_FLAGS"; ETCD_ENDPOINTS=$ENDPOINTS; ETCD_FIRST=$FI
 ETCD_PIDS="${PIDS[*]}"
 start_cluster keel "$KEEL" "$KEEL_FLAGS"; KEEL_ENDPOINTS=$ENDPOINTS; KEEL_FIRST=$FIRST
 KEEL_PIDS="${PIDS[*]:$MEMBERS}"
-if [ "$NOOP" = 1 ]; then
+if [ "$NOOP" = 1 ] || [ "$FLOOR" = 1 ]; then
   NOOP_PORT=$(free_port)
   "$TARGET_DIR/release/keel-noop-server" "127.0.0.1:$NOOP_PORT" >"$WORK/noop.log" 2>&1 &
   PIDS+=($!)
@@ -197,6 +211,7 @@ print("%.0f %.3f %.3f %d %.1f %.1f" % (r["requests_per_sec"], p["p50"] * 1e3, p[
 PY
 }
 
+FLOOR_P50S=()
 ratio() {
   python3 -c "
 import sys
@@ -241,8 +256,46 @@ for run in $(seq 1 "$RUNS"); do
       esac
     fi
     echo "| $t$note | $e_rps | $e_p50 | $e_p99 | $k_rps | $k_p50 | $k_p99 | $(ratio "$k_rps" "$e_rps") | $(ratio "$k_p99" "$e_p99") | $e_cpu / $k_cpu / $e_client, $k_client |$noop_cells"
+    if [ "$t" = put-1 ]; then FLOOR_P50S+=("$e_p50 $k_p50"); fi
   done
 done
+if [ "$FLOOR" = 1 ]; then
+  echo
+  echo "## put-1 floor (same machine, same disk, after the runs; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  echo
+  rtts=()
+  for run in $(seq 1 "$RUNS"); do
+    n_out=$(measure noop "$NOOP_ENDPOINTS" put-1 "floor$run") || n_out="- - - failed - -"
+    read -r _ n_p50 _ _ _ _ <<<"$n_out"
+    rtts+=("$n_p50")
+  done
+  FSYNC_BIN=$TARGET_DIR/release/examples/fsync_latency
+  [ -x "$FSYNC_BIN" ] || { echo "missing $FSYNC_BIN (build it or drop --no-build)" >&2; exit 1; }
+  # "case p50 p90 p99 mean" in µs, one line per case.
+  wal_p50=$("$FSYNC_BIN" "$WORK" 1000 | awk -v c="$FLOOR_CASE" '$1 == c {print $3 / 1000}')
+  [ -n "$wal_p50" ] || { echo "fsync_latency printed no case $FLOOR_CASE" >&2; exit 1; }
+  python3 - "$wal_p50" "$FLOOR_CASE" "${rtts[*]}" "${FLOOR_P50S[@]}" <<'PY'
+import statistics, sys
+wal = float(sys.argv[1]); case = sys.argv[2]
+rtts = [float(x) for x in sys.argv[3].split() if x != "-"]
+runs = [tuple(float(v) for v in pair.split()) for pair in sys.argv[4:] if "-" not in pair.split()]
+rtt = statistics.median(rtts) if rtts else float("nan")
+floor = rtt + wal
+print("| part | p50 ms |")
+print("|---|---:|")
+print("| gRPC round trip, no storage (keel-noop-server, put-1; median of %d) | %.3f |" % (len(rtts), rtt))
+print("| one WAL append + sync at queue depth 1 on this disk (`%s`) | %.3f |" % (case, wal))
+print("| **floor** (one round trip + one sync) | **%.3f** |" % floor)
+for i, (e, k) in enumerate(runs, 1):
+    print("| run %d: etcd %.3f (%.2fx the floor), keel %.3f (%.2fx, %+.3f ms above it); etcd/keel | %.2f |"
+          % (i, e, e / floor, k, k / floor, k - floor, e / k))
+if runs:
+    best = statistics.median(e for e, _ in runs) / floor
+    print()
+    print("A server with no cost beyond the floor would reach %.2fx etcd's put-1 p50 here "
+          "(the median etcd p50 over the floor)." % best)
+PY
+fi
 echo
 echo "test arguments (keel-bench --endpoints <all members> --json ...):"
 for t in $TESTS; do echo "  $t: $(test_args "$t")"; done

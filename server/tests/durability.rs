@@ -5,10 +5,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use common::{etcdctl, ok, wal_segments, Keel};
 use etcd_client::{GetOptions, PutOptions};
@@ -94,108 +91,22 @@ async fn restart_keeps_every_key_value_and_revision() {
     assert_eq!(resp.header().expect("h").revision(), before.0 + 1);
 }
 
-/// Acknowledged writes: key -> (value, revision).
-type Acked = Arc<Mutex<BTreeMap<String, (String, i64)>>>;
-
 // Guards the durability contract: writers record every acknowledged put;
 // the server is SIGKILLed while they write; after restart every acknowledged
 // key has its value at its revision. Bounded: 8 writers, at most 4 s or
 // 2,000 puts each, before the kill.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_concurrent_writers_loses_no_acknowledged_write() {
-    kill_9_under_concurrent_writers(&[]).await;
+    let mut keel = Keel::start(&[]);
+    common::kill_9_under_concurrent_writers(&mut keel, 500).await;
 }
 
 // The same contract on the glommio storage core (O_DIRECT WAL through
 // io_uring), which is not the default: the restart runs on glommio too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_concurrent_writers_loses_no_acknowledged_write_with_glommio_io() {
-    kill_9_under_concurrent_writers(&["--storage-io", "glommio"]).await;
-}
-
-async fn kill_9_under_concurrent_writers(args: &[&str]) {
-    let mut keel = Keel::start(args);
-    let acked: Acked = Arc::default();
-    let endpoint = keel.endpoint();
-    let stop_at = Instant::now() + Duration::from_secs(4);
-    let mut writers = Vec::new();
-    for w in 0..8 {
-        let acked = acked.clone();
-        let endpoint = endpoint.clone();
-        writers.push(tokio::spawn(async move {
-            let Ok(mut c) = etcd_client::Client::connect([endpoint], None).await else {
-                return;
-            };
-            for i in 0..2_000 {
-                if Instant::now() > stop_at {
-                    break;
-                }
-                let (key, value) = (format!("w{w}/{i:05}"), format!("value-{w}-{i}"));
-                match c.put(key.clone(), value.clone(), None).await {
-                    Ok(resp) => {
-                        let rev = resp.header().map_or(0, |h| h.revision());
-                        acked.lock().expect("lock").insert(key, (value, rev));
-                    }
-                    Err(_) => break, // the server is gone
-                }
-            }
-        }));
-    }
-    // Kill while the writers are busy.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while acked.lock().expect("lock").len() < 500 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    keel.kill9();
-    for w in writers {
-        let _ = w.await;
-    }
-    let acked = acked.lock().expect("lock").clone();
-    assert!(
-        acked.len() >= 500,
-        "the workload acknowledged only {} writes",
-        acked.len()
-    );
-    keel.restart();
-    let mut c = keel.client().await;
-    let resp = c
-        .get("w", Some(GetOptions::new().with_prefix()))
-        .await
-        .expect("get");
-    let stored: BTreeMap<String, (String, i64)> = resp
-        .kvs()
-        .iter()
-        .map(|kv| {
-            let key = String::from_utf8_lossy(kv.key()).into_owned();
-            (
-                key,
-                (
-                    String::from_utf8_lossy(kv.value()).into_owned(),
-                    kv.mod_revision(),
-                ),
-            )
-        })
-        .collect();
-    let mut missing = Vec::new();
-    for (key, expected) in &acked {
-        if stored.get(key) != Some(expected) {
-            missing.push(format!(
-                "{key}: acked {expected:?}, stored {:?}",
-                stored.get(key)
-            ));
-        }
-    }
-    assert!(
-        missing.is_empty(),
-        "{} acknowledged writes lost or changed:\n{}",
-        missing.len(),
-        missing.join("\n")
-    );
-    // Revisions are unique per write.
-    let mut revisions: Vec<i64> = acked.values().map(|(_, r)| *r).collect();
-    revisions.sort_unstable();
-    revisions.dedup();
-    assert_eq!(revisions.len(), acked.len());
+    let mut keel = Keel::start(&["--storage-io", "glommio"]);
+    common::kill_9_under_concurrent_writers(&mut keel, 500).await;
 }
 
 /// Offset just past the last non-zero byte of `file`, rounded up to the

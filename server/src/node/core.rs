@@ -7,7 +7,8 @@
 //! 3. for every Ready: send the messages that may go before persisting,
 //!    apply the committed entries (durable here already), publish the new
 //!    read view and answer their clients, then persist the new entries +
-//!    hard state in the WAL (one write, one fdatasync), append them to
+//!    hard state in the WAL (one write + one fdatasync, or one durable
+//!    write with `--wal-sync dsync`), append them to
 //!    Raft's log storage, report them persisted and send the rest;
 //! 4. storage work: one compaction and one defragmentation step, a
 //!    checkpoint when due, the space quota, WAL release behind checkpoints.

@@ -2,8 +2,9 @@
 //!
 //! Raft's `MemStorage` holds the entries Raft may still need to read (to
 //! send to followers, to check terms); the WAL holds what survives a crash.
-//! Every Ready's entries and hard state are appended to the WAL (one write,
-//! one fdatasync) and only then to `MemStorage`.
+//! Every Ready's entries and hard state are appended to the WAL (one write
+//! and one fdatasync, or one durable `RWF_DSYNC` write with `--wal-sync
+//! dsync`) and only then to `MemStorage`.
 
 use std::path::Path;
 

@@ -283,6 +283,101 @@ pub fn b64(value: &serde_json::Value) -> String {
     .expect("utf8")
 }
 
+/// Acknowledged puts of [`kill_9_under_concurrent_writers`]: key -> (value, mod revision).
+pub type Acked = std::collections::BTreeMap<String, (String, i64)>;
+
+/// The durability contract under a crash: 8 writers put `w{writer}/{i}`
+/// (each at most 2,000 puts or 4 s) and record every acknowledged put; once
+/// `acked_before_kill` are acknowledged (waiting at most 10 s) the server is
+/// SIGKILLed and restarted with the same flags. Asserts that every
+/// acknowledged key has its value at its revision and that revisions are
+/// unique, and that a put after the restart gets a newer revision; returns
+/// the acknowledged puts.
+pub async fn kill_9_under_concurrent_writers(keel: &mut Keel, acked_before_kill: usize) -> Acked {
+    use std::sync::{Arc, Mutex};
+    let acked: Arc<Mutex<Acked>> = Arc::default();
+    let stop_at = Instant::now() + Duration::from_secs(4);
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let acked = acked.clone();
+            let endpoint = keel.endpoint();
+            tokio::spawn(async move {
+                let Ok(mut c) = etcd_client::Client::connect([endpoint], None).await else {
+                    return;
+                };
+                for i in 0..2_000 {
+                    if Instant::now() > stop_at {
+                        break;
+                    }
+                    let (key, value) = (format!("w{w}/{i:05}"), format!("value-{w}-{i}"));
+                    match c.put(key.clone(), value.clone(), None).await {
+                        Ok(resp) => {
+                            let rev = resp.header().map_or(0, |h| h.revision());
+                            acked.lock().expect("lock").insert(key, (value, rev));
+                        }
+                        Err(_) => break, // the server is gone
+                    }
+                }
+            })
+        })
+        .collect();
+    // Kill while the writers are busy.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while acked.lock().expect("lock").len() < acked_before_kill && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    keel.kill9();
+    for w in writers {
+        let _ = w.await;
+    }
+    let acked = acked.lock().expect("lock").clone();
+    assert!(
+        acked.len() >= acked_before_kill,
+        "the workload acknowledged only {} writes:\n{}",
+        acked.len(),
+        keel.log()
+    );
+    keel.restart();
+    let mut c = keel.client().await;
+    let resp = c
+        .get("w", Some(etcd_client::GetOptions::new().with_prefix()))
+        .await
+        .expect("get");
+    let stored: Acked = resp
+        .kvs()
+        .iter()
+        .map(|kv| {
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            let value = String::from_utf8_lossy(kv.value()).into_owned();
+            (key, (value, kv.mod_revision()))
+        })
+        .collect();
+    let missing: Vec<String> = acked
+        .iter()
+        .filter(|(key, expected)| stored.get(*key) != Some(expected))
+        .map(|(key, expected)| format!("{key}: acked {expected:?}, stored {:?}", stored.get(key)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes lost or changed:\n{}",
+        missing.len(),
+        missing.join("\n")
+    );
+    // Revisions are unique per write, and writing goes on past them.
+    let mut revisions: Vec<i64> = acked.values().map(|(_, r)| *r).collect();
+    revisions.sort_unstable();
+    revisions.dedup();
+    assert_eq!(revisions.len(), acked.len());
+    let after = c.put("after", "restart", None).await.expect("put");
+    let revision = after.header().expect("header").revision();
+    let newest = revisions.last().copied().unwrap_or(0);
+    assert!(
+        revision > newest,
+        "revision {revision} after the restart is not past {newest}"
+    );
+    acked
+}
+
 /// Segment files of a WAL dir, sorted by name.
 pub fn wal_segments(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
