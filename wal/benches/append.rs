@@ -11,7 +11,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use glommio::{LocalExecutorBuilder, Placement};
 use keel_wal::{
     Disk, GlommioDisk, Preallocation, StdDisk, SyncMode, Wal, WalEntry, WalOptions, WalState,
@@ -69,6 +72,29 @@ async fn append_batches_with<D: Disk>(
     elapsed
 }
 
+/// One StdDisk case: each sample appends `iters` batches of `batch_size` entries into a
+/// fresh WAL opened with `options`.
+fn bench_std_case(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: BenchmarkId,
+    options: &WalOptions,
+    batch_size: usize,
+) {
+    group.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("wal");
+            futures::executor::block_on(append_batches_with(
+                StdDisk,
+                options.clone(),
+                &path,
+                batch_size,
+                iters,
+            ))
+        });
+    });
+}
+
 fn bench_append(c: &mut Criterion) {
     let mut group = c.benchmark_group("append_sync");
     group.sample_size(10);
@@ -82,19 +108,7 @@ fn bench_append(c: &mut Criterion) {
                 ..WalOptions::default()
             };
             let id = BenchmarkId::new(format!("std-{mode_name}"), batch_size);
-            group.bench_function(id, |b| {
-                b.iter_custom(|iters| {
-                    let dir = tempfile::tempdir().expect("tempdir");
-                    let path = dir.path().join("wal");
-                    futures::executor::block_on(append_batches_with(
-                        StdDisk,
-                        options.clone(),
-                        &path,
-                        batch_size,
-                        iters,
-                    ))
-                });
-            });
+            bench_std_case(&mut group, id, &options, batch_size);
         }
         group.bench_function(BenchmarkId::new("glommio", batch_size), |b| {
             b.iter_custom(|iters| {
@@ -138,19 +152,7 @@ fn bench_preallocate(c: &mut Criterion) {
                 ..WalOptions::default()
             };
             let id = BenchmarkId::new(format!("{name}-{mode_name}"), batch_size);
-            group.bench_function(id, |b| {
-                b.iter_custom(|iters| {
-                    let dir = tempfile::tempdir().expect("tempdir");
-                    let path = dir.path().join("wal");
-                    futures::executor::block_on(append_batches_with(
-                        StdDisk,
-                        options.clone(),
-                        &path,
-                        batch_size,
-                        iters,
-                    ))
-                });
-            });
+            bench_std_case(&mut group, id, &options, batch_size);
         }
     }
     group.finish();

@@ -218,21 +218,9 @@ async fn wal_case<D: Disk>(
     let data = Bytes::from(vec![0x5Au8; ENTRY_DATA_BYTES]);
     let mut samples = Vec::with_capacity(writes);
     for n in 1..=writes as u64 + WAL_WARM_UP_APPENDS {
-        let entry = WalEntry {
-            index: n,
-            term: 1,
-            kind: 0,
-            data: data.clone(),
-        };
-        let state = WalState {
-            term: 1,
-            vote: 1,
-            commit: n - 1,
-        };
-        let started = Instant::now();
-        wal.append(&[entry], Some(&state)).await.expect("append");
+        let elapsed = append_timed(&mut wal, n, &data).await;
         if n > WAL_WARM_UP_APPENDS {
-            samples.push(started.elapsed());
+            samples.push(elapsed);
         }
     }
     wal.close().await.expect("closing the WAL");

@@ -448,6 +448,35 @@ fn a_power_loss_right_after_a_dsync_append_keeps_it() {
     });
 }
 
+/// Invariant 8's kill scenario on a MemDisk: `first` is appended; `fault` arms a failure
+/// that makes appending `second` fail (the process dies there: the WAL is dropped, the page
+/// cache and the directory as that process saw them stay); the WAL is opened again, must
+/// read both batches back, and `third` is appended. Returns the disk for a power loss.
+async fn killed_mid_append_then_reopened(
+    options: &keel_wal::WalOptions,
+    [first, second, third]: [Vec<WalEntry>; 3],
+    fault: impl FnOnce(&MemDisk),
+) -> MemDisk {
+    let disk = MemDisk::new();
+    let dir = Path::new(DIR);
+    let (mut wal, _) = Wal::open(disk.clone(), dir, options.clone(), 0)
+        .await
+        .unwrap();
+    wal.append(&first, None).await.unwrap();
+    fault(&disk);
+    assert!(wal.append(&second, None).await.is_err());
+    drop(wal);
+    let (mut wal, recovered) = Wal::open(disk.clone(), dir, options.clone(), 0)
+        .await
+        .unwrap();
+    let mut read_back = first;
+    read_back.extend(second);
+    assert_eq!(recovered.entries, read_back, "read back unsynced");
+    wal.append(&third, None).await.unwrap();
+    wal.close().await.unwrap();
+    disk
+}
+
 // Guards invariant 8 at open: a process killed between a batch's write and its sync leaves
 // the batch in the page cache; the next process reads it back and appends after it. In Dsync
 // mode those appends sync only their own range, so unless open syncs what it recovered, a
@@ -458,26 +487,15 @@ fn a_batch_a_killed_process_wrote_but_never_synced_is_made_durable_at_open() {
     for sync_mode in DURABLE_SYNC_MODES {
         eprintln!("{sync_mode:?}");
         block_on(async {
-            let disk = MemDisk::new();
-            let dir = Path::new(DIR);
             let options = small_options_in(sync_mode, 1024 * 1024);
-            let (mut wal, _) = Wal::open(disk.clone(), dir, options.clone(), 0)
-                .await
-                .unwrap();
-            wal.append(&entries(1, 2, 1, 100), None).await.unwrap();
-            disk.fail_next_sync();
-            assert!(wal.append(&entries(3, 2, 1, 100), None).await.is_err());
-            drop(wal); // the process dies; the page cache (this disk) stays
-            let (mut wal, recovered) = Wal::open(disk.clone(), dir, options.clone(), 0)
-                .await
-                .unwrap();
-            assert_eq!(
-                recovered.entries,
-                entries(1, 4, 1, 100),
-                "read back unsynced"
-            );
-            wal.append(&entries(5, 2, 1, 100), None).await.unwrap();
-            let (_, recovered) = Wal::open(disk.crash(TornWrite::None), dir, options, 0)
+            let batches = [
+                entries(1, 2, 1, 100),
+                entries(3, 2, 1, 100),
+                entries(5, 2, 1, 100),
+            ];
+            let disk =
+                killed_mid_append_then_reopened(&options, batches, MemDisk::fail_next_sync).await;
+            let (_, recovered) = Wal::open(disk.crash(TornWrite::None), Path::new(DIR), options, 0)
                 .await
                 .unwrap();
             assert_eq!(recovered.entries, entries(1, 6, 1, 100));
@@ -493,31 +511,24 @@ fn a_segment_a_killed_process_renamed_but_never_synced_is_made_durable_at_open()
     for sync_mode in DURABLE_SYNC_MODES {
         eprintln!("{sync_mode:?}");
         block_on(async {
-            let disk = MemDisk::new();
-            let dir = Path::new(DIR);
             // Header + 3 blocks: a 2-block batch, then another that rolls, then a 1-block
             // batch that fits behind it (so no later roll syncs the directory by itself).
             let options = small_options_in(sync_mode, 4 * 4096);
-            let (mut wal, _) = Wal::open(disk.clone(), dir, options.clone(), 0)
-                .await
-                .unwrap();
-            wal.append(&entries(1, 1, 1, 5000), None).await.unwrap();
-            disk.fail_next_sync_dir();
-            assert!(wal.append(&entries(2, 1, 1, 5000), None).await.is_err());
-            drop(wal); // the process dies; the directory as this process saw it stays
-            let (mut wal, recovered) = Wal::open(disk.clone(), dir, options.clone(), 0)
-                .await
-                .unwrap();
-            assert_eq!(recovered.entries, entries(1, 2, 1, 5000));
-            wal.append(&entries(3, 1, 1, 100), None).await.unwrap();
-            wal.close().await.unwrap();
+            let batches = [
+                entries(1, 1, 1, 5000),
+                entries(2, 1, 1, 5000),
+                entries(3, 1, 1, 100),
+            ];
+            let disk =
+                killed_mid_append_then_reopened(&options, batches, MemDisk::fail_next_sync_dir)
+                    .await;
             let segments: Vec<_> = disk
                 .file_paths()
                 .into_iter()
                 .filter(|path| path.extension().is_some_and(|ext| ext == "wal"))
                 .collect();
             assert_eq!(segments.len(), 2, "no roll after the restart: {segments:?}");
-            let (_, recovered) = Wal::open(disk.crash(TornWrite::None), dir, options, 0)
+            let (_, recovered) = Wal::open(disk.crash(TornWrite::None), Path::new(DIR), options, 0)
                 .await
                 .unwrap();
             let mut want = entries(1, 2, 1, 5000);
