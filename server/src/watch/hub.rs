@@ -17,6 +17,10 @@ use crate::proto::mvccpb;
 
 /// How often unsynced watchers are advanced (etcd's syncWatchersLoop: 100 ms).
 const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+/// How soon unsynced watchers are tried again after a watcher's stream buffer
+/// was full, and again while rounds make progress or wait on full buffers
+/// (etcd retries its "victims", watchers with a blocked channel, every 10 ms).
+const VICTIM_RETRY: Duration = Duration::from_millis(10);
 /// Most unsynced watchers advanced per sync round (etcd's maxWatchersPerSync).
 const SYNC_WATCHERS_MAX: usize = 512;
 
@@ -100,7 +104,19 @@ pub(crate) struct WatchHub {
     /// Synced watchers of a range.
     synced_ranges: HashSet<WatcherKey>,
     unsynced: HashSet<WatcherKey>,
+    /// A watcher's stream buffer was full since the last round: retry after
+    /// VICTIM_RETRY instead of the next SYNC_INTERVAL tick.
+    retry_soon: bool,
     progress_interval: Duration,
+}
+
+/// What one round of [`WatchHub::sync_unsynced`] did.
+#[derive(Default)]
+struct SyncRound {
+    /// Watchers that were sent something (or synced, or cancelled).
+    advanced: usize,
+    /// Watchers skipped because their stream buffer is full.
+    waiting: usize,
 }
 
 /// Why a send to a watcher did not happen.
@@ -126,6 +142,7 @@ impl WatchHub {
             synced_keys: HashMap::new(),
             synced_ranges: HashSet::new(),
             unsynced: HashSet::new(),
+            retry_soon: false,
             progress_interval,
         };
         let handle = WatchHubHandle {
@@ -147,6 +164,9 @@ impl WatchHub {
         let mut sync_tick = tokio::time::interval(SYNC_INTERVAL);
         let mut progress_tick = tokio::time::interval(self.progress_interval);
         progress_tick.tick().await;
+        let retry = tokio::time::sleep(VICTIM_RETRY);
+        tokio::pin!(retry);
+        let mut retry_armed = false;
         loop {
             tokio::select! {
                 batch = inbox.batches.recv() => match batch {
@@ -157,9 +177,29 @@ impl WatchHub {
                     Some(command) => self.on_command(command),
                     None => return,
                 },
-                _ = sync_tick.tick() => self.sync_unsynced(),
+                _ = sync_tick.tick() => self.sync_round(),
+                () = &mut retry, if retry_armed => {
+                    retry_armed = false;
+                    self.sync_round();
+                }
                 _ = progress_tick.tick() => self.notify_progress(),
             }
+            if self.retry_soon && !retry_armed {
+                self.retry_soon = false;
+                retry
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + VICTIM_RETRY);
+                retry_armed = true;
+            }
+        }
+    }
+
+    /// One round of catching up; asks for the quick retry while it makes
+    /// progress or waits on full stream buffers that may drain soon.
+    fn sync_round(&mut self) {
+        let round = self.sync_unsynced();
+        if !self.unsynced.is_empty() && (round.advanced > 0 || round.waiting > 0) {
+            self.retry_soon = true;
         }
     }
 
@@ -189,7 +229,7 @@ impl WatchHub {
                     self.mark_synced(key);
                 } else {
                     self.unsynced.insert(key);
-                    self.sync_unsynced();
+                    self.sync_round();
                 }
             }
             Command::Cancel {
@@ -267,7 +307,7 @@ impl WatchHub {
                 self.mark_unsynced(key);
             }
             self.hub_revision = batch.last_revision;
-            self.sync_unsynced();
+            self.sync_round();
             return;
         }
         let mut matched: HashMap<WatcherKey, Vec<&Event>> = HashMap::new();
@@ -331,15 +371,18 @@ impl WatchHub {
             SendOutcome::Full => {
                 watcher.next_revision = watcher.next_revision.max(from);
                 self.mark_unsynced(key);
+                self.retry_soon = true;
             }
             SendOutcome::Closed => self.remove(key),
         }
     }
 
-    /// Advances up to SYNC_WATCHERS_MAX unsynced watchers from history.
-    fn sync_unsynced(&mut self) {
+    /// Advances up to SYNC_WATCHERS_MAX unsynced watchers from history;
+    /// watchers whose stream buffer is full wait (no history read for them).
+    fn sync_unsynced(&mut self) -> SyncRound {
+        let mut round = SyncRound::default();
         if self.unsynced.is_empty() {
-            return;
+            return round;
         }
         let view = self.shared.published().view.clone();
         let compacted = view.compacted_revision();
@@ -355,6 +398,11 @@ impl WatchHub {
                 self.unsynced.remove(&key);
                 continue;
             };
+            if watcher.sink.capacity() == 0 {
+                round.waiting += 1;
+                continue;
+            }
+            round.advanced += 1;
             if watcher.next_revision < compacted {
                 self.cancel_compacted(key, compacted);
                 continue;
@@ -395,6 +443,7 @@ impl WatchHub {
                 self.mark_synced(key);
             }
         }
+        round
     }
 
     /// etcd: a watcher that needs compacted history is cancelled with the
@@ -512,5 +561,90 @@ fn to_pb_event(event: &Event, with_prev_kv: bool) -> mvccpb::Event {
         r#type: kind as i32,
         kv: Some(crate::mvcc::to_pb(event.kv.clone())),
         prev_kv,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::Published;
+    use keel_btree::{KeyRange, MvccStore};
+
+    /// Puts `key = value` into `store`, publishes the new view and hands the
+    /// batch to the hub, as the core does.
+    fn put(store: &mut MvccStore, shared: &Shared, hub: &WatchHubHandle, value: &'static str) {
+        let before = store.revision();
+        let mut txn = store.write_txn();
+        txn.put(
+            Bytes::from_static(b"k"),
+            Bytes::from_static(value.as_bytes()),
+            0,
+        );
+        let committed = txn.commit();
+        shared.publish(Published {
+            view: store.read_view(),
+            applied_index: 0,
+        });
+        hub.publish(EventBatch {
+            first_revision: before + 1,
+            last_revision: committed.revision,
+            events: committed.events,
+        });
+    }
+
+    // Guards the quick retry of watchers whose stream buffer was full (etcd's
+    // victims): once the buffer has room, the event that did not fit arrives
+    // from history within VICTIM_RETRY, not at the next SYNC_INTERVAL tick
+    // (100 ms: the watch-latency p99 of 1000 watchers was 75-170 ms with it).
+    // The clock is paused, so the times below are exact.
+    #[tokio::test(start_paused = true)]
+    async fn a_watcher_whose_buffer_was_full_gets_the_rest_within_the_victim_retry() {
+        let mut store = MvccStore::new();
+        let shared = Shared::new(
+            1,
+            1,
+            Published {
+                view: store.read_view(),
+                applied_index: 0,
+            },
+        );
+        let (hub, handle, inbox) = WatchHub::new(shared.clone(), Duration::from_secs(600));
+        tokio::spawn(hub.run(inbox));
+        // Room for one response: the second put finds the buffer full.
+        let (sink, mut responses) = mpsc::channel(1);
+        handle.register(Registration {
+            stream_id: 1,
+            watch_id: 7,
+            selection: Selection {
+                range: KeyRange::Key(Bytes::from_static(b"k")),
+                no_put: false,
+                no_delete: false,
+                prev_kv: false,
+            },
+            start_revision: store.revision() + 1,
+            progress_notify: false,
+            sink,
+        });
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        put(&mut store, &shared, &handle, "a");
+        put(&mut store, &shared, &handle, "b");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let values = |r: &WatchResponse| -> Vec<(Bytes, i64)> {
+            r.events
+                .iter()
+                .filter_map(|e| e.kv.as_ref())
+                .map(|kv| (kv.value.clone(), kv.mod_revision))
+                .collect()
+        };
+        let first = responses.recv().await.expect("first response");
+        assert_eq!(values(&first), vec![(Bytes::from_static(b"a"), 2)]);
+        let started = tokio::time::Instant::now();
+        let second = responses.recv().await.expect("the event that did not fit");
+        assert_eq!(values(&second), vec![(Bytes::from_static(b"b"), 3)]);
+        let waited = started.elapsed();
+        assert!(
+            waited <= VICTIM_RETRY,
+            "the missed event came {waited:?} after the buffer had room"
+        );
     }
 }
