@@ -463,6 +463,13 @@ impl Db {
             self.file
                 .write_at(offset, &bytes)
                 .map_err(io_error(&self.path))?;
+            // Defragmentation and export write whole files this way before one sync:
+            // trickled to the device as they go, that sync does not flush it all at once (the
+            // WAL's syncs on the same device would queue behind it). Only a hint: a refusal
+            // changes nothing.
+            if let Err(error) = self.file.start_writeback(offset, bytes.len() as u64) {
+                tracing::debug!(path = %self.path.display(), %error, "starting writeback failed");
+            }
         }
         let map = self.file.map().map_err(io_error(&self.path))?;
         self.src = Arc::new(PageSource::new(

@@ -47,6 +47,14 @@ pub trait PageFile: Send + Sync + fmt::Debug {
     fn write_at(&self, offset_bytes: u64, data: &[u8]) -> io::Result<()>;
     /// `fdatasync`: the data written so far, and the length, survive a power loss.
     fn sync(&self) -> io::Result<()>;
+    /// A hint: start writing `[offset_bytes, offset_bytes + len_bytes)` back to the device
+    /// now, without waiting for it, so that a later [`PageFile::sync`] has less to flush at
+    /// once (and other files' syncs on the same device do not queue behind one large flush).
+    /// Durability is unchanged: only `sync` makes data durable. The default does nothing.
+    fn start_writeback(&self, offset_bytes: u64, len_bytes: u64) -> io::Result<()> {
+        let _ = (offset_bytes, len_bytes);
+        Ok(())
+    }
     /// Truncates or extends (with zeros) to `len_bytes`; durable after [`PageFile::sync`].
     fn set_len(&self, len_bytes: u64) -> io::Result<()>;
     /// A read-only view of the whole file as it is now. The store maps again after every
