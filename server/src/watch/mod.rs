@@ -9,8 +9,7 @@
 //!    watchers whose stream buffer was full, everyone after a gap) are caught
 //!    up from the MVCC history of the published read view, in bounded chunks
 //!    that end on revision boundaries, until they are synced again: every
-//!    100 ms, and every 10 ms after a stream buffer was full and while rounds
-//!    make progress or wait on full buffers (etcd's victim retry; a watcher
+//!    10 ms while any watcher is unsynced (etcd's victim retry; a watcher
 //!    whose buffer is still full is skipped without a history read);
 //! 3. a watcher whose `next_rev` is below the compacted revision is cancelled
 //!    with `compact_revision` set, as etcd does.
