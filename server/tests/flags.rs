@@ -221,3 +221,32 @@ fn keel_with_dir(keel: &Keel, url: &str) -> std::process::Output {
         .output()
         .expect("run keel")
 }
+
+/// The kernel's view of a running keel: `THP_enabled` in /proc/PID/status is 0 once the
+/// process set PR_SET_THP_DISABLE.
+fn thp_enabled(keel: &Keel) -> String {
+    let pid = keel.child.as_ref().expect("running").id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("THP_enabled:"))
+        .expect("THP_enabled in /proc/PID/status")
+        .trim()
+        .to_string()
+}
+
+// keel turns transparent huge pages off for itself (their faults cost the core thread time
+// and the tail latency; docs/tuning.md); MIMALLOC_ALLOW_THP set leaves them to mimalloc.
+#[test]
+fn transparent_huge_pages_are_off_unless_mimalloc_allow_thp_is_set() {
+    let off = Keel::start(&[]);
+    assert_eq!(thp_enabled(&off), "0", "{}", off.log());
+    let left = Keel::start_with_env(&[], &[("MIMALLOC_ALLOW_THP", "1")]);
+    assert_eq!(thp_enabled(&left), "1", "{}", left.log());
+    assert!(
+        left.log()
+            .contains("transparent huge pages left as configured"),
+        "{}",
+        left.log()
+    );
+}

@@ -120,6 +120,9 @@ pub(crate) struct Core {
     /// The newest hard state not yet written to the WAL (commit-only changes
     /// wait for the next batch of entries).
     pub(crate) unsaved_state: Option<keel_raft::HardState>,
+    /// The answers of the batch being applied; empty between batches, kept so
+    /// that its capacity is reused instead of allocated per batch.
+    pub(crate) answers: Vec<(u64, ApplyResult)>,
 }
 
 enum Wake {
@@ -226,8 +229,10 @@ impl Core {
 
     /// Takes what the inbox holds, up to `limit` requests in the turn; `Ok(false)`: shut down.
     fn take_pending(&mut self, limit: usize, taken: &mut Taken) -> Result<bool, CoreError> {
-        let pending: Vec<_> = self.inbox.try_iter().take(limit - taken.requests).collect();
-        for request in pending {
+        while taken.requests < limit {
+            let Ok(request) = self.inbox.try_recv() else {
+                break;
+            };
             if matches!(request, CoreRequest::Shutdown) {
                 return Ok(false);
             }
@@ -465,7 +470,9 @@ impl Core {
 
     fn apply(&mut self, entries: Vec<Entry>) -> Result<(), CoreError> {
         self.note_applied(entries.len() as u64);
-        let mut answers: Vec<(u64, ApplyResult)> = Vec::new();
+        // Reused from batch to batch (see `Core::answers`).
+        let mut answers = std::mem::take(&mut self.answers);
+        answers.reserve(entries.len());
         let mut last = self.applied_index;
         let revision_before = self.applier.revision();
         for entry in &entries {
@@ -490,9 +497,10 @@ impl Core {
                 events,
             });
         }
-        for (id, result) in answers {
+        for (id, result) in answers.drain(..) {
             self.proposals.complete(id, result);
         }
+        self.answers = answers;
         self.raw.advance_apply_to(LogIndex(last));
         self.compact_raft_log();
         Ok(())

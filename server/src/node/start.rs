@@ -708,6 +708,7 @@ async fn boot_core(mut boot: CoreBoot) -> Result<Core, String> {
         campaigned: false,
         unsaved_state: None,
         storage: boot.storage,
+        answers: Vec::new(),
     };
     // A restarted member knows its peers from the store; a joining one
     // keeps the peers it was told until the log says who the members are.
