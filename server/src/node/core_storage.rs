@@ -26,8 +26,15 @@ use crate::proto::keelpb::CheckpointMeta;
 use crate::watch::EventBatch;
 
 /// Most index entries (first pass) or records (second pass) one compaction
-/// step visits between applies: ~3 ms of pause at most (measured).
+/// step visits: ~3 ms of pause at most (measured). A request that arrives
+/// during a step waits for that step only.
 const COMPACT_STEP_ENTRIES: usize = 100;
+/// Longest a turn runs compaction steps back to back while no request is
+/// waiting. A turn with nothing else to do still costs its wait for the
+/// timer (tokio rounds even a zero sleep up to the next millisecond): one
+/// step per turn spent ~1 ms idle per ~0.1 ms of work (a 1.2M-revision
+/// compaction took 20-30 s; docs/storage-benchmarks.md, 2026-11-25).
+const COMPACT_TURN_BUDGET: Duration = Duration::from_millis(10);
 /// Most entries one defragmentation step copies between applies.
 const DEFRAG_STEP_ENTRIES: usize = 200;
 /// A raised-alarm proposal is not repeated more often than this.
@@ -215,9 +222,13 @@ impl Core {
         Ok(())
     }
 
-    /// One bounded compaction step and one defragmentation step, if running.
+    /// Bounded compaction steps and one defragmentation step, if running.
+    /// Compaction steps repeat until the compaction is done, a request is
+    /// waiting in the inbox, or [`COMPACT_TURN_BUDGET`] passed: a request
+    /// waits for at most one step.
     pub(super) fn step_background(&mut self) -> Result<(), CoreError> {
-        if self.applier.store().compaction_running().is_some() {
+        let started = Instant::now();
+        while self.applier.store().compaction_running().is_some() {
             let progress = self
                 .applier
                 .store_mut()
@@ -227,6 +238,10 @@ impl Core {
                 for (id, result) in std::mem::take(&mut self.storage.physical_waiters) {
                     self.proposals.complete(id, result);
                 }
+                break;
+            }
+            if !self.inbox.is_empty() || started.elapsed() >= COMPACT_TURN_BUDGET {
+                break;
             }
         }
         if self.applier.store().defrag_running() {
