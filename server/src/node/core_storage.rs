@@ -39,7 +39,7 @@ const COMPACT_TURN_BUDGET: Duration = Duration::from_millis(10);
 /// compaction waits for the next checkpoint to begin (and one is due) past
 /// it. A checkpoint encodes the pages the steps changed on the core thread,
 /// ~0.5 ms per ms of steps (measured: ~90 ms of steps between two
-/// checkpoints, --backend-batch-interval 100ms, paused puts for 40-50 ms).
+/// checkpoints, --backend-batch-interval 100ms, paused puts for 27-50 ms).
 const COMPACT_WORK_PER_CHECKPOINT: Duration = Duration::from_millis(5);
 /// Most entries one defragmentation step copies between applies.
 const DEFRAG_STEP_ENTRIES: usize = 200;
