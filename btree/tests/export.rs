@@ -379,7 +379,9 @@ fn export_on_another_thread_while_writes_compaction_and_checkpoints_continue() {
 // Guards that the cursor of a running compaction is exported in both passes: the copy resumes
 // from where the view's compaction stood (the same steps visit the same entries as the
 // source's) and ends in the same store as the source finishing it (every read at or above
-// the compaction, the records kept, the hash).
+// the compaction, the records kept, the hash). The source knows how many records its second
+// pass removes and stops after the last; the copy does not (the count is not stored) and
+// visits the records after it too: its steps start with the source's.
 #[test]
 fn a_compaction_running_at_the_view_resumes_in_the_export_and_ends_the_same() {
     for steps in [0, 1, 3, 40, 200] {
@@ -421,7 +423,11 @@ fn a_compaction_running_at_the_view_resumes_in_the_export_and_ends_the_same() {
                 }
             }
         };
-        assert_eq!(finish(&mut copy), finish(&mut store), "steps={steps}");
+        let (copy_visits, source_visits) = (finish(&mut copy), finish(&mut store));
+        assert!(
+            copy_visits.starts_with(&source_visits),
+            "steps={steps}: copy {copy_visits:?}, source {source_visits:?}"
+        );
         assert_eq!(copy.record_count(), store.record_count(), "steps={steps}");
         assert_eq!(copy.key_count(), store.key_count(), "steps={steps}");
         let source_after = observe(&store.read_view());

@@ -412,10 +412,12 @@ fn compaction_in_one_key_steps_with_writes_between_matches_compacting_at_once() 
                 .expect("read")
         );
     };
-    // 40 keys one by one (then one step finding none left), then the records at or below
-    // the compaction revision one by one (then one finding none left).
-    let records_at_or_below = 100 - 1;
-    assert_eq!(step, 40 + 1 + records_at_or_below);
+    // 40 keys one by one (then one step finding none left), then the records one by one up
+    // to the last one the index dropped. Of the revisions 2..=100 (all puts) each key keeps
+    // its newest: 59 go, 2..=41 (round 0) and 42..=60 (round 1 of the keys round 2 rewrote
+    // by 100); the step removing 60 ends the compaction.
+    assert_eq!(stepped_outcome.revisions_removed_count, 59);
+    assert_eq!(step, 40 + 1 + 58);
     let (_, mut at_once) = memory_store();
     small_history(&mut at_once);
     let outcome = at_once.compact(at).expect("compact");
@@ -491,4 +493,75 @@ fn values_up_to_the_request_limit_and_long_keys_round_trip_through_the_file() {
         store.size_bytes() < 4 * 1024 * 1024,
         "the replaced 1.5 MiB blob was reused or dropped"
     );
+}
+
+/// Runs the running compaction to its end in steps of `entries`; returns each step's visits.
+fn finish_compaction(store: &mut MvccStore, entries: usize) -> Vec<usize> {
+    let mut visits = Vec::new();
+    loop {
+        let progress = store.compact_step(entries).expect("step");
+        visits.push(progress.entries_visited);
+        if progress.done {
+            return visits;
+        }
+    }
+}
+
+// Guards the skipped second pass: a compaction that drops nothing from the index visits each
+// key once and no record (a store where every key has one revision).
+#[test]
+fn a_compaction_with_nothing_to_remove_visits_only_the_keys() {
+    let (_, mut store) = memory_store();
+    history(&mut store, 250, 1);
+    let records = store.record_count();
+    store.start_compaction(store.revision()).expect("start");
+    let visits = finish_compaction(&mut store, 100);
+    assert_eq!(visits, vec![100, 100, 50], "the keys, then done");
+    assert_eq!(store.record_count(), records);
+    store.check().expect("consistent");
+}
+
+// Guards the count the second pass stops at, when a compaction replaces one that dropped
+// records from the index and had not removed them yet (in either pass), and when that one was
+// resumed after a restart (count unknown): no record the index does not name is left.
+#[test]
+fn a_compaction_replacing_a_running_one_removes_what_that_one_left() {
+    // Steps of 10 of the first job before it is replaced (40 keys): mid first pass, at its
+    // end, mid second.
+    for first_steps in [1, 4, 6] {
+        for restart in [false, true] {
+            let (io, mut store) = memory_store();
+            small_history(&mut store);
+            let first = 60;
+            store.start_compaction(first).expect("start");
+            for _ in 0..first_steps {
+                assert!(!store.compact_step(10).expect("step").done);
+            }
+            if restart {
+                store
+                    .checkpoint(store.applied_index() + 1, b"")
+                    .expect("checkpoint");
+                drop(store);
+                let (reopened, opened) = MvccStore::open_with(
+                    Arc::new(io.clone()),
+                    "online.db",
+                    &StoreOptions::default(),
+                )
+                .expect("reopen");
+                assert_eq!(opened.compaction_pending, Some(first));
+                store = reopened;
+            }
+            let second = 110;
+            store.start_compaction(second).expect("replace");
+            finish_compaction(&mut store, 10);
+            store
+                .check()
+                .unwrap_or_else(|e| panic!("first_steps={first_steps} restart={restart}: {e}"));
+            let (_, mut at_once) = memory_store();
+            small_history(&mut at_once);
+            at_once.compact(second).expect("compact at once");
+            assert_eq!(store.record_count(), at_once.record_count());
+            assert_eq!(live(&store.read_view()), live(&at_once.read_view()));
+        }
+    }
 }

@@ -9,6 +9,13 @@
 //!    no longer names is removed. Removals are sequential in the record tree, so one leaf is
 //!    decoded once for all its removals (a pass by key would hit a random leaf per revision).
 //!
+//! The first pass counts the records it drops from the index. The second pass ends once it
+//! removed that many (it does not visit the records after the last one), and is skipped when
+//! there are none (a store where no key has a superseded revision). A job resumed from its
+//! stored cursor (after a restart, or in an exported snapshot) does not know the count and
+//! visits every record up to the compaction revision; so does a job replacing one that did
+//! not know it. The count is not stored: the on-disk cursor is unchanged.
+//!
 //! Between the passes the record tree holds records no index names; reads never see them
 //! (reads at or above the compaction revision go through the index; history reads hide what
 //! compaction removes). A `CompactionJob` stops after any batch and resumes later, with writes
@@ -94,6 +101,11 @@ impl Cursor {
 pub(crate) struct CompactionJob {
     outcome: CompactOutcome,
     cursor: Cursor,
+    /// Records no index names that the second pass has to remove: those the first pass
+    /// dropped from the index so far, plus those a replaced job left. `None`: unknown (the job
+    /// was resumed from a stored cursor, or replaced one that was), so the second pass visits
+    /// every record up to the compaction revision.
+    unnamed: Option<usize>,
 }
 
 impl CompactionJob {
@@ -101,12 +113,44 @@ impl CompactionJob {
     /// `defaultCompactBatchLimit`).
     pub(crate) const BATCH_KEYS_MAX: usize = 1000;
 
-    pub(crate) fn new(revision: i64, cursor: Cursor) -> Self {
+    /// A new compaction at `revision`, replacing `previous` (a job still running: the records
+    /// it dropped from the index and did not remove yet are this job's to remove).
+    pub(crate) fn new(revision: i64, previous: Option<&CompactionJob>) -> Self {
         let outcome = CompactOutcome {
             compacted_revision: revision,
             ..CompactOutcome::default()
         };
-        CompactionJob { outcome, cursor }
+        let unnamed = match previous {
+            None => Some(0),
+            Some(job) => job.unnamed_left(),
+        };
+        CompactionJob {
+            outcome,
+            cursor: Cursor::Keys(None),
+            unnamed,
+        }
+    }
+
+    /// A compaction at `revision` resumed from its stored `cursor`.
+    pub(crate) fn resumed(revision: i64, cursor: Cursor) -> Self {
+        let outcome = CompactOutcome {
+            compacted_revision: revision,
+            ..CompactOutcome::default()
+        };
+        CompactionJob {
+            outcome,
+            cursor,
+            unnamed: None,
+        }
+    }
+
+    /// Records no index names still to remove, if known. Unknown also when more were removed
+    /// than counted: the file held records no index named before the job (crate invariant 1
+    /// broken on disk), so the second pass visits every record up to the compaction revision.
+    fn unnamed_left(&self) -> Option<usize> {
+        let removed = self.outcome.revisions_removed_count;
+        self.unnamed
+            .and_then(|unnamed| unnamed.checked_sub(removed))
     }
 
     pub(crate) fn target(&self) -> i64 {
@@ -132,20 +176,25 @@ impl CompactionJob {
         assert!(entries_max > 0, "a compaction step makes progress");
         match self.cursor.clone() {
             Cursor::Keys(after) => {
-                let (visited, last, outcome) = self.keys_step(writer, after, entries_max)?;
+                let (visited, last, outcome, dropped) =
+                    self.keys_step(writer, after, entries_max)?;
                 self.outcome = outcome;
-                self.cursor = if visited < entries_max {
-                    Cursor::Records(None)
-                } else {
-                    Cursor::Keys(last)
-                };
+                self.unnamed = self.unnamed.map(|unnamed| unnamed + dropped);
+                if visited < entries_max {
+                    self.cursor = Cursor::Records(None);
+                    // Nothing to remove: the second pass would only visit records.
+                    return Ok((visited, self.unnamed == Some(0)));
+                }
+                self.cursor = Cursor::Keys(last);
                 Ok((visited, false))
             }
             Cursor::Records(after) => {
                 let (visited, last, outcome) = self.records_step(writer, after, entries_max)?;
                 self.outcome = outcome;
                 self.cursor = Cursor::Records(last);
-                Ok((visited, visited < entries_max))
+                // Done at the end of the records, or once every unnamed one is removed.
+                let all_removed = self.unnamed_left() == Some(0);
+                Ok((visited, visited < entries_max || all_removed))
             }
         }
     }
@@ -156,9 +205,10 @@ impl CompactionJob {
         writer: &mut TreeWriter<'_>,
         after: Option<Bytes>,
         keys_max: usize,
-    ) -> Result<(usize, Option<Bytes>, CompactOutcome)> {
+    ) -> Result<(usize, Option<Bytes>, CompactOutcome, usize)> {
         let at = self.outcome.compacted_revision;
         let mut visited = 0usize;
+        let mut dropped = 0usize;
         let mut last = after.clone();
         let mut plans: Vec<(Bytes, Option<KeyIndex>)> = Vec::new();
         {
@@ -177,6 +227,7 @@ impl CompactionJob {
                 let index = KeyIndex::decode(value.bytes)
                     .map_err(|reason| writer.src.corrupt(value.page, reason))?;
                 if let Some(plan) = index.compact(at) {
+                    dropped += plan.removed.len();
                     plans.push((Bytes::copy_from_slice(key), plan.remaining));
                 }
             }
@@ -193,7 +244,7 @@ impl CompactionJob {
                 }
             }
         }
-        Ok((visited, last, outcome))
+        Ok((visited, last, outcome, dropped))
     }
 
     /// Second pass: removes the records after `after`, up to the compaction revision, that

@@ -105,12 +105,8 @@ impl From<Rev> for Revision {
 /// What compacting one key does: revisions to remove from the record tree, and the key index
 /// that stays (`None`: the key leaves the index).
 pub(crate) struct KeyCompaction {
-    /// The worked-example tests check these; the store's compaction removes records in a
-    /// second pass, by what the compacted index no longer names.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "read by the worked-example tests")
-    )]
+    /// The store's compaction counts these and removes the records in a second pass, by what
+    /// the compacted index no longer names.
     pub(crate) removed: Vec<Revision>,
     pub(crate) remaining: Option<KeyIndex>,
 }

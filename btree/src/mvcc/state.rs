@@ -127,7 +127,7 @@ impl StoreState {
     }
 
     /// Calls `visit(key, stored key index)` in ascending key order for each key in `range`.
-    fn for_each_stored_index<'a>(
+    pub(crate) fn for_each_stored_index<'a>(
         &'a self,
         src: &'a PageSource,
         range: &KeyRange,

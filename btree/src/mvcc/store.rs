@@ -161,7 +161,7 @@ impl MvccStore {
                     src.corrupt(value.page, reason)
                 })?,
             };
-            Some(CompactionJob::new(meta.compaction_target, cursor))
+            Some(CompactionJob::resumed(meta.compaction_target, cursor))
         } else {
             None
         };
@@ -310,7 +310,7 @@ impl MvccStore {
         }
         tracing::info!(compact_revision = revision, "started compaction");
         self.state.compacted = Some(revision);
-        self.compaction = Some(CompactionJob::new(revision, Cursor::Keys(None)));
+        self.compaction = Some(CompactionJob::new(revision, self.compaction.as_ref()));
         self.publish(Vec::new());
         Ok(())
     }

@@ -207,20 +207,25 @@ impl<'a> WriteTxn<'a> {
     fn delete_range_inner(&mut self, range: &KeyRange) -> Result<Vec<KeyValue>> {
         let src = self.store.db.src().clone();
         let state = &self.store.state;
-        let mut live: Vec<(Bytes, KeyIndex, KeyValue)> = Vec::new();
-        state.for_each_index(&src, range, |key, index| {
+        // Each live key's index, its stored bytes (for the undo log, as they are: no
+        // re-encoding) and its version before the delete.
+        let mut live: Vec<(Bytes, KeyIndex, Bytes, KeyValue)> = Vec::new();
+        state.for_each_stored_index(&src, range, |key, value| {
+            let index =
+                KeyIndex::decode(value.bytes).map_err(|reason| src.corrupt(value.page, reason))?;
             if let Some((revision, ..)) = index.live() {
                 let previous = state.key_value(&src, revision, key)?;
-                live.push((Bytes::copy_from_slice(key), index, previous));
+                let stored = aligned_copy(value.bytes);
+                live.push((Bytes::copy_from_slice(key), index, stored, previous));
             }
             Ok(true)
         })?;
         let mut deleted = Vec::with_capacity(live.len());
-        for (key, mut index, previous) in live {
+        for (key, mut index, stored_index, previous) in live {
             let revision = self.next_revision();
             newer_than_stored(&src, &index, revision)?;
             self.log(TreeId::Records, revision_key(revision), None);
-            self.log(TreeId::Index, key.clone(), Some(index.encode()));
+            self.log(TreeId::Index, key.clone(), Some(stored_index));
             index.tombstone(revision);
             let mut writer = self.store.writer(&mut self.freed);
             let stored = record::tombstone_encode(&key);

@@ -26,8 +26,21 @@ use crate::proto::keelpb::CheckpointMeta;
 use crate::watch::EventBatch;
 
 /// Most index entries (first pass) or records (second pass) one compaction
-/// step visits between applies: ~3 ms of pause at most (measured).
+/// step visits: ~3 ms of pause at most (measured). A request that arrives
+/// during a step waits for that step only.
 const COMPACT_STEP_ENTRIES: usize = 100;
+/// Longest a turn runs compaction steps back to back while no request is
+/// waiting. A turn with nothing else to do still costs its wait for the
+/// timer (tokio rounds even a zero sleep up to the next millisecond): one
+/// step per turn spent ~1 ms idle per ~0.1 ms of work (a 1.2M-revision
+/// compaction took 20-30 s; docs/storage-benchmarks.md, 2026-11-25).
+const COMPACT_TURN_BUDGET: Duration = Duration::from_millis(10);
+/// Most time spent in compaction steps between the starts of two checkpoints:
+/// compaction waits for the next checkpoint to begin (and one is due) past
+/// it. A checkpoint encodes the pages the steps changed on the core thread,
+/// ~0.5 ms per ms of steps (measured: ~90 ms of steps between two
+/// checkpoints, --backend-batch-interval 100ms, paused puts for 27-50 ms).
+const COMPACT_WORK_PER_CHECKPOINT: Duration = Duration::from_millis(5);
 /// Most entries one defragmentation step copies between applies.
 const DEFRAG_STEP_ENTRIES: usize = 200;
 /// A raised-alarm proposal is not repeated more often than this.
@@ -43,6 +56,8 @@ pub(crate) struct StorageState {
     /// ... or this long passed (--backend-batch-interval).
     batch_interval: Duration,
     applied_since_checkpoint: u64,
+    /// Time spent in compaction steps since the last checkpoint began.
+    compaction_work_since_checkpoint: Duration,
     last_checkpoint: Instant,
     /// The checkpoint being written, by applied index.
     in_flight: Option<u64>,
@@ -85,6 +100,7 @@ impl StorageState {
             batch_limit: batch_limit.max(1),
             batch_interval,
             applied_since_checkpoint: 0,
+            compaction_work_since_checkpoint: Duration::ZERO,
             last_checkpoint: Instant::now(),
             in_flight: None,
             worker: spawn_checkpoint_worker(inbox),
@@ -156,7 +172,8 @@ impl Core {
     pub(super) fn maybe_checkpoint(&mut self) -> Result<(), CoreError> {
         let s = &self.storage;
         let due = s.applied_since_checkpoint >= s.batch_limit
-            || (s.applied_since_checkpoint > 0 && s.last_checkpoint.elapsed() >= s.batch_interval);
+            || (s.applied_since_checkpoint > 0 && s.last_checkpoint.elapsed() >= s.batch_interval)
+            || s.compaction_work_since_checkpoint >= COMPACT_WORK_PER_CHECKPOINT;
         if !due || s.in_flight.is_some() {
             return Ok(());
         }
@@ -178,6 +195,7 @@ impl Core {
             .begin_checkpoint(applied, &meta.encode_to_vec())?;
         self.storage.in_flight = Some(applied);
         self.storage.applied_since_checkpoint = 0;
+        self.storage.compaction_work_since_checkpoint = Duration::ZERO;
         self.storage.last_checkpoint = Instant::now();
         if self
             .storage
@@ -215,18 +233,32 @@ impl Core {
         Ok(())
     }
 
-    /// One bounded compaction step and one defragmentation step, if running.
+    /// Bounded compaction steps and one defragmentation step, if running.
+    /// Compaction steps repeat until the compaction is done, a request is
+    /// waiting in the inbox, [`COMPACT_TURN_BUDGET`] passed, or
+    /// [`COMPACT_WORK_PER_CHECKPOINT`] was spent since the last checkpoint
+    /// began: a request waits for at most one step, and a checkpoint encodes
+    /// at most that much compaction work.
     pub(super) fn step_background(&mut self) -> Result<(), CoreError> {
-        if self.applier.store().compaction_running().is_some() {
+        let started = Instant::now();
+        while self.applier.store().compaction_running().is_some()
+            && self.storage.compaction_work_since_checkpoint < COMPACT_WORK_PER_CHECKPOINT
+        {
+            let step_started = Instant::now();
             let progress = self
                 .applier
                 .store_mut()
                 .compact_step(COMPACT_STEP_ENTRIES)?;
+            self.storage.compaction_work_since_checkpoint += step_started.elapsed();
             if progress.done {
                 tracing::info!(outcome = ?progress.outcome, "compaction finished");
                 for (id, result) in std::mem::take(&mut self.storage.physical_waiters) {
                     self.proposals.complete(id, result);
                 }
+                break;
+            }
+            if !self.inbox.is_empty() || started.elapsed() >= COMPACT_TURN_BUDGET {
+                break;
             }
         }
         if self.applier.store().defrag_running() {
@@ -259,9 +291,12 @@ impl Core {
         }
     }
 
-    /// A physical compaction is answered when its removal finished.
+    /// A physical compaction is answered when its removal finished, however
+    /// long that takes: its request deadline ends with the apply (etcd 3.4).
     pub(super) fn hold_until_compacted(&mut self, id: u64, result: ApplyResult) {
-        self.storage.physical_waiters.push((id, result));
+        if self.proposals.hold(id) {
+            self.storage.physical_waiters.push((id, result));
+        }
     }
 
     /// Publishes sizes and alarms for Status; raises NOSPACE past the quota.

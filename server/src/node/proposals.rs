@@ -31,6 +31,10 @@ pub(crate) struct Unproposed {
 pub(crate) struct Proposals {
     in_flight: HashMap<u64, Waiting>,
     without_leader: VecDeque<Unproposed>,
+    /// Applied proposals whose answer waits for work after the apply (a
+    /// physical compaction's removal): no deadline any more, as etcd waits for
+    /// the removal unbounded once the entry is applied.
+    held: HashMap<u64, oneshot::Sender<ApplyResult>>,
 }
 
 impl Proposals {
@@ -76,9 +80,27 @@ impl Proposals {
 
     /// Completes the proposal `id` if this member is waiting for it.
     pub(crate) fn complete(&mut self, id: u64, result: ApplyResult) {
-        if let Some(waiting) = self.in_flight.remove(&id) {
-            // The client may have given up (timeout, disconnect): nothing to do.
-            let _ = waiting.reply.send(result);
+        let reply = match self.in_flight.remove(&id) {
+            Some(waiting) => waiting.reply,
+            None => match self.held.remove(&id) {
+                Some(reply) => reply,
+                None => return,
+            },
+        };
+        // The client may have given up (timeout, disconnect): nothing to do.
+        let _ = reply.send(result);
+    }
+
+    /// Takes the applied proposal `id` off the deadline table: its answer waits
+    /// for [`Proposals::complete`] however long that takes. `false`: this member
+    /// does not wait for it (its deadline passed already).
+    pub(crate) fn hold(&mut self, id: u64) -> bool {
+        match self.in_flight.remove(&id) {
+            Some(waiting) => {
+                self.held.insert(id, waiting.reply);
+                true
+            }
+            None => false,
         }
     }
 
@@ -120,5 +142,64 @@ impl Proposals {
         for p in self.without_leader.drain(..) {
             let _ = p.reply.send(Err(error.clone()));
         }
+        for (_, reply) in self.held.drain() {
+            let _ = reply.send(Err(error.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::node::ApplyOutput;
+    use crate::proto::etcdserverpb::CompactionResponse;
+
+    fn compacted() -> ApplyResult {
+        Ok(ApplyOutput::Compact(CompactionResponse::default()))
+    }
+
+    // Guards `etcdctl compact --physical` on a long removal: once applied and
+    // held, the proposal outlives its deadline and gets the compaction's answer,
+    // not "request timed out" (etcd 3.4 waits on the removal unbounded).
+    #[test]
+    fn a_held_proposal_outlives_its_deadline_and_gets_its_answer() {
+        let mut proposals = Proposals::default();
+        let start = Instant::now();
+        let (reply, mut answer) = oneshot::channel();
+        proposals.track(7, reply, start + Duration::from_secs(1));
+        assert!(proposals.hold(7));
+        proposals.expire(start + Duration::from_secs(60));
+        assert!(
+            answer.try_recv().is_err(),
+            "no answer before the removal ends"
+        );
+        proposals.complete(7, compacted());
+        assert!(matches!(answer.try_recv(), Ok(Ok(ApplyOutput::Compact(_)))));
+    }
+
+    // The contrast: a proposal not yet applied times out at its deadline, and
+    // one that expired cannot be held any more.
+    #[test]
+    fn an_unapplied_proposal_times_out_and_cannot_be_held_after() {
+        let mut proposals = Proposals::default();
+        let start = Instant::now();
+        let (reply, mut answer) = oneshot::channel();
+        proposals.track(8, reply, start + Duration::from_secs(1));
+        proposals.expire(start + Duration::from_secs(2));
+        assert!(matches!(answer.try_recv(), Ok(Err(ApiError::Timeout))));
+        assert!(!proposals.hold(8));
+    }
+
+    // A held proposal is failed, not forgotten, when the core stops.
+    #[test]
+    fn a_held_proposal_fails_when_the_core_stops() {
+        let mut proposals = Proposals::default();
+        let (reply, mut answer) = oneshot::channel();
+        proposals.track(9, reply, Instant::now() + Duration::from_secs(1));
+        assert!(proposals.hold(9));
+        proposals.fail_all(&ApiError::Stopped);
+        assert!(matches!(answer.try_recv(), Ok(Err(ApiError::Stopped))));
     }
 }
