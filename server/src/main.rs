@@ -57,7 +57,7 @@ fn main() -> ExitCode {
 /// mimalloc's own setting rules). mimalloc asks for huge pages on its arenas (`MADV_HUGEPAGE`),
 /// and a fault in such an arena clears 2 MiB, after compacting memory when the kernel's THP
 /// defrag setting is `madvise` (the common default), on whichever thread touched it: at 256
-/// clients that was ~12% of the core thread's time, and put p99 was 32-40 ms with them vs 20-25
+/// clients that was ~12% of the core thread's time, and put p99 was 27-53 ms with them vs 18-22
 /// ms without (docs/tuning.md, "Transparent huge pages"). Databases commonly run without them.
 /// `Ok(true)`: disabled; `Ok(false)`: left alone.
 fn keep_or_disable_transparent_huge_pages() -> std::io::Result<bool> {

@@ -29,15 +29,13 @@ use crate::watch::EventBatch;
 /// step visits: ~3 ms of pause at most (measured). A request that arrives
 /// during a step waits for that step only.
 const COMPACT_STEP_ENTRIES: usize = 100;
-/// Longest a turn runs compaction steps back to back while no request is
-/// waiting. A turn with nothing else to do still costs its wait for the
-/// timer (tokio rounds even a zero sleep up to the next millisecond): one
-/// step per turn spent ~1 ms idle per ~0.1 ms of work (a 1.2M-revision
-/// compaction took 20-30 s; docs/storage-benchmarks.md, 2026-11-25).
-const COMPACT_TURN_BUDGET: Duration = Duration::from_millis(10);
 /// Most time spent in compaction steps between the starts of two checkpoints:
 /// compaction waits for the next checkpoint to begin (and one is due) past
-/// it. A checkpoint encodes the pages the steps changed on the core thread,
+/// it. It also bounds one turn's steps: a turn runs them back to back, since
+/// a turn with nothing else to do still costs its wait for the timer (tokio
+/// rounds even a zero sleep up to the next millisecond), and one step per
+/// turn spent ~1 ms idle per ~0.1 ms of work (a 1.2M-revision compaction
+/// took 20-30 s; docs/storage-benchmarks.md, 2026-11-25). A checkpoint encodes the pages the steps changed on the core thread,
 /// ~0.5 ms per ms of steps (measured: ~90 ms of steps between two
 /// checkpoints, --backend-batch-interval 100ms, paused puts for 27-50 ms).
 const COMPACT_WORK_PER_CHECKPOINT: Duration = Duration::from_millis(5);
@@ -76,8 +74,6 @@ pub(crate) struct StorageState {
     /// None = no quota (--quota-backend-bytes < 0).
     quota_bytes: Option<u64>,
     alarm_proposed: Option<Instant>,
-    /// Physical compactions answered once the compaction finished.
-    physical_waiters: Vec<(u64, ApplyResult)>,
     defrag_waiters: Vec<oneshot::Sender<Result<(), ApiError>>>,
 }
 
@@ -107,7 +103,6 @@ impl StorageState {
             release_wal_before: None,
             quota_bytes,
             alarm_proposed: None,
-            physical_waiters: Vec::new(),
             defrag_waiters: Vec::new(),
         }
     }
@@ -235,12 +230,10 @@ impl Core {
 
     /// Bounded compaction steps and one defragmentation step, if running.
     /// Compaction steps repeat until the compaction is done, a request is
-    /// waiting in the inbox, [`COMPACT_TURN_BUDGET`] passed, or
-    /// [`COMPACT_WORK_PER_CHECKPOINT`] was spent since the last checkpoint
-    /// began: a request waits for at most one step, and a checkpoint encodes
-    /// at most that much compaction work.
+    /// waiting in the inbox, or [`COMPACT_WORK_PER_CHECKPOINT`] was spent since
+    /// the last checkpoint began: a request waits for at most one step, and a
+    /// checkpoint encodes at most that much compaction work.
     pub(super) fn step_background(&mut self) -> Result<(), CoreError> {
-        let started = Instant::now();
         while self.applier.store().compaction_running().is_some()
             && self.storage.compaction_work_since_checkpoint < COMPACT_WORK_PER_CHECKPOINT
         {
@@ -252,12 +245,10 @@ impl Core {
             self.storage.compaction_work_since_checkpoint += step_started.elapsed();
             if progress.done {
                 tracing::info!(outcome = ?progress.outcome, "compaction finished");
-                for (id, result) in std::mem::take(&mut self.storage.physical_waiters) {
-                    self.proposals.complete(id, result);
-                }
+                self.proposals.release_held();
                 break;
             }
-            if !self.inbox.is_empty() || started.elapsed() >= COMPACT_TURN_BUDGET {
+            if !self.inbox.is_empty() {
                 break;
             }
         }
@@ -294,9 +285,7 @@ impl Core {
     /// A physical compaction is answered when its removal finished, however
     /// long that takes: its request deadline ends with the apply (etcd 3.4).
     pub(super) fn hold_until_compacted(&mut self, id: u64, result: ApplyResult) {
-        if self.proposals.hold(id) {
-            self.storage.physical_waiters.push((id, result));
-        }
+        self.proposals.hold(id, result);
     }
 
     /// Publishes sizes and alarms for Status; raises NOSPACE past the quota.
@@ -462,9 +451,7 @@ impl Core {
         for waiter in self.storage.defrag_waiters.drain(..) {
             let _ = waiter.send(Ok(()));
         }
-        for (id, result) in std::mem::take(&mut self.storage.physical_waiters) {
-            self.proposals.complete(id, result);
-        }
+        self.proposals.release_held();
         self.wal
             .save_snapshot_marker(index, snapshot.meta.term.0)
             .await?;
@@ -498,8 +485,6 @@ impl Core {
         for waiter in self.storage.defrag_waiters.drain(..) {
             let _ = waiter.send(Err(error.clone()));
         }
-        for (id, _) in std::mem::take(&mut self.storage.physical_waiters) {
-            self.proposals.complete(id, Err(error.clone()));
-        }
+        self.proposals.fail_held(error);
     }
 }

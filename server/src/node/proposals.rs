@@ -31,10 +31,10 @@ pub(crate) struct Unproposed {
 pub(crate) struct Proposals {
     in_flight: HashMap<u64, Waiting>,
     without_leader: VecDeque<Unproposed>,
-    /// Applied proposals whose answer waits for work after the apply (a
-    /// physical compaction's removal): no deadline any more, as etcd waits for
-    /// the removal unbounded once the entry is applied.
-    held: HashMap<u64, oneshot::Sender<ApplyResult>>,
+    /// Applied proposals and their results, answered only when work after the
+    /// apply ends (a physical compaction's removal): no deadline any more, as
+    /// etcd waits for the removal unbounded once the entry is applied.
+    held: Vec<(oneshot::Sender<ApplyResult>, ApplyResult)>,
 }
 
 impl Proposals {
@@ -80,27 +80,36 @@ impl Proposals {
 
     /// Completes the proposal `id` if this member is waiting for it.
     pub(crate) fn complete(&mut self, id: u64, result: ApplyResult) {
-        let reply = match self.in_flight.remove(&id) {
-            Some(waiting) => waiting.reply,
-            None => match self.held.remove(&id) {
-                Some(reply) => reply,
-                None => return,
-            },
-        };
-        // The client may have given up (timeout, disconnect): nothing to do.
-        let _ = reply.send(result);
+        if let Some(waiting) = self.in_flight.remove(&id) {
+            // The client may have given up (timeout, disconnect): nothing to do.
+            let _ = waiting.reply.send(result);
+        }
     }
 
-    /// Takes the applied proposal `id` off the deadline table: its answer waits
-    /// for [`Proposals::complete`] however long that takes. `false`: this member
-    /// does not wait for it (its deadline passed already).
-    pub(crate) fn hold(&mut self, id: u64) -> bool {
+    /// Takes the applied proposal `id` off the deadline table and keeps its
+    /// `result` until [`Proposals::release_held`], however long that takes.
+    /// `false`: this member does not wait for it (its deadline passed already).
+    pub(crate) fn hold(&mut self, id: u64, result: ApplyResult) -> bool {
         match self.in_flight.remove(&id) {
             Some(waiting) => {
-                self.held.insert(id, waiting.reply);
+                self.held.push((waiting.reply, result));
                 true
             }
             None => false,
+        }
+    }
+
+    /// Answers every held proposal with its result (the work it waited for ended).
+    pub(crate) fn release_held(&mut self) {
+        for (reply, result) in self.held.drain(..) {
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Fails every held proposal (the work it waited for cannot end).
+    pub(crate) fn fail_held(&mut self, error: &ApiError) {
+        for (reply, _) in self.held.drain(..) {
+            let _ = reply.send(Err(error.clone()));
         }
     }
 
@@ -142,9 +151,7 @@ impl Proposals {
         for p in self.without_leader.drain(..) {
             let _ = p.reply.send(Err(error.clone()));
         }
-        for (_, reply) in self.held.drain() {
-            let _ = reply.send(Err(error.clone()));
-        }
+        self.fail_held(error);
     }
 }
 
@@ -169,13 +176,13 @@ mod tests {
         let start = Instant::now();
         let (reply, mut answer) = oneshot::channel();
         proposals.track(7, reply, start + Duration::from_secs(1));
-        assert!(proposals.hold(7));
+        assert!(proposals.hold(7, compacted()));
         proposals.expire(start + Duration::from_secs(60));
         assert!(
             answer.try_recv().is_err(),
             "no answer before the removal ends"
         );
-        proposals.complete(7, compacted());
+        proposals.release_held();
         assert!(matches!(answer.try_recv(), Ok(Ok(ApplyOutput::Compact(_)))));
     }
 
@@ -189,7 +196,7 @@ mod tests {
         proposals.track(8, reply, start + Duration::from_secs(1));
         proposals.expire(start + Duration::from_secs(2));
         assert!(matches!(answer.try_recv(), Ok(Err(ApiError::Timeout))));
-        assert!(!proposals.hold(8));
+        assert!(!proposals.hold(8, compacted()));
     }
 
     // A held proposal is failed, not forgotten, when the core stops.
@@ -198,7 +205,7 @@ mod tests {
         let mut proposals = Proposals::default();
         let (reply, mut answer) = oneshot::channel();
         proposals.track(9, reply, Instant::now() + Duration::from_secs(1));
-        assert!(proposals.hold(9));
+        assert!(proposals.hold(9, compacted()));
         proposals.fail_all(&ApiError::Stopped);
         assert!(matches!(answer.try_recv(), Ok(Err(ApiError::Stopped))));
     }
